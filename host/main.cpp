@@ -1,0 +1,43 @@
+// `prompthost COMMAND [OPTIONS]`: dispatches to the command in host/cli/.
+#include <cstdio>
+#include <cstring>
+#include <iterator>
+
+#include "host/cli/commands.h"
+
+namespace {
+
+const ph::cli::Command kCommands[] = {
+    {"generate", "continue a prompt with a frozen model (KV-cached decoding)",
+     ph::cli::generate_command},
+};
+
+void print_usage(FILE* out) {
+  std::fprintf(out,
+               "prompthost: soft-prompt tuning on frozen language models\n\n"
+               "Usage: prompthost COMMAND [OPTIONS]   (prompthost COMMAND --help for its options)\n\n"
+               "Commands:\n");
+  for (const auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  std::fprintf(out,
+               "\nExample:\n  prompthost generate --model models/demo/hf --prompt \"The computer\" "
+               "--max-new-tokens 40\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return ph::cli::kExitUsage;
+  }
+  if (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    print_usage(stdout);
+    return ph::cli::kExitOk;
+  }
+  for (const auto& c : kCommands)
+    if (!std::strcmp(argv[1], c.name)) return c.run(argc - 1, argv + 1);
+  std::fprintf(stderr, "prompthost: unknown command '%s'\n\n", argv[1]);
+  print_usage(stderr);
+  return ph::cli::kExitUsage;
+}

@@ -1,0 +1,42 @@
+// The geometry and hyper-parameters of a frozen model, whatever file it came from.
+#pragma once
+
+#include <string>
+
+namespace ph {
+
+enum class Arch { kLlama, kGpt2 };
+
+const char* arch_name(Arch arch);
+
+struct ModelConfig {
+  Arch arch = Arch::kLlama;
+  int n_layers = 0;
+  int dim = 0;           // hidden size (model width)
+  int n_heads = 0;       // query heads
+  int n_kv_heads = 0;    // key/value heads (== n_heads without grouped-query attention)
+  int head_dim = 0;      // per head; n_heads * head_dim may differ from dim (config "head_dim")
+  int ffn_dim = 0;       // llama intermediate_size, gpt2 n_inner (4 * dim by default)
+  int vocab_size = 0;
+  int max_positions = 0; // context length (gpt2: size of the learned position table)
+  float norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;  // llama only
+  bool tied_head = false;       // output head shares the token embedding
+  bool qkv_bias = false;        // llama family with q/k/v biases (qwen2 style)
+  int bos_id = -1;              // -1 when the config does not say
+  int eos_id = -1;
+
+  int q_dim() const { return n_heads * head_dim; }
+  int kv_dim() const { return n_kv_heads * head_dim; }
+  int qkv_dim() const { return q_dim() + 2 * kv_dim(); }
+};
+
+// Checks the invariants every kernel relies on (positive sizes, heads divisible by
+// key/value heads, ...). `source` names the file in the error message.
+void validate_config(const ModelConfig& config, const std::string& source);
+
+// Parses a Hugging Face config.json (model_type "llama", "mistral", "qwen2", "gpt2", ...).
+// Throws ph::Error naming the file and the field for anything missing or inconsistent.
+ModelConfig parse_hf_config(const std::string& config_json_path);
+
+}  // namespace ph

@@ -1,0 +1,111 @@
+// Forward and backward of a frozen model with respect to a soft-prompt injection,
+// and KV-cached incremental decoding.
+//
+// A batch is a list of sequences of different lengths, packed row after row: no
+// compute is spent on padding. A method injects
+//   - virtual-token embeddings at slots of a sequence (a token value virtual_slot(k)
+//     takes row k of the injection's embeddings), shared by the batch or one set per
+//     example, and/or
+//   - a key/value prefix per layer, used verbatim (no rotary embedding applied), which
+//     every query sees; the sequence's own positions then start at n_prefix.
+// Positions (peft-spec §1.5): virtual tokens are ordinary positions of the sequence,
+// so prepended virtual tokens take 0..n-1 and the text follows.
+//
+// Weights are frozen: backward computes gradients with respect to the injection only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+#include "models/engine/model.h"
+
+namespace ph {
+
+constexpr int32_t kIgnoreLabel = -100;
+
+// Token value meaning "virtual-token embedding k of the injection goes here".
+constexpr int32_t virtual_slot(int k) { return -1 - k; }
+constexpr bool is_virtual(int32_t token) { return token < 0; }
+constexpr int virtual_index(int32_t token) { return -1 - token; }
+
+struct Sequence {
+  std::vector<int32_t> tokens;  // token ids, or virtual_slot(k)
+  // Empty (nothing scored) or one per token, transformers' convention: labels[t] is the
+  // target predicted from position t-1; kIgnoreLabel is not scored.
+  std::vector<int32_t> labels;
+};
+
+struct Injection {
+  // Virtual-token embeddings [1, n, dim] (shared by the batch) or [batch, n, dim]
+  // (one set per example). Size 0 when the method injects none.
+  xt::xtensor<float, 3> virtual_tokens;
+  // Key/value prefix [layers, 2, kv_heads, n_prefix, head_dim]: [l][0] keys, [l][1]
+  // values. Size 0 when the method injects none.
+  xt::xtensor<float, 5> prefix;
+};
+
+// d loss / d injection, same shapes as the injection it belongs to.
+struct InjectionGrad {
+  xt::xtensor<float, 3> virtual_tokens;
+  xt::xtensor<float, 5> prefix;
+};
+
+struct PassOptions {
+  // Keep only each layer's input and recompute the rest in backward: less memory,
+  // about one more forward of time.
+  bool recompute = false;
+  // Also compute the logits at every real (non-virtual) position (for tests and
+  // evaluation); otherwise the output head runs only where a label is scored.
+  bool all_logits = false;
+};
+
+// One forward (and optionally backward) of a batch. Holds the activations backward needs.
+class TrainingPass {
+ public:
+  TrainingPass(const Model& model, PassOptions options = {});
+  ~TrainingPass();
+  TrainingPass(const TrainingPass&) = delete;
+  TrainingPass& operator=(const TrainingPass&) = delete;
+
+  // Mean causal-LM cross-entropy over scored labels (0 when nothing is scored).
+  // Validates the batch: token ids within the vocabulary, virtual slots within the
+  // injection, lengths within the context; throws ph::Error otherwise.
+  double forward(const std::vector<Sequence>& batch, const Injection& injection);
+  int scored_count() const;
+  // With options.all_logits: per sequence, [real tokens, vocab] in order of position.
+  const std::vector<xt::xtensor<float, 2>>& logits() const;
+  // The loss's gradient with respect to the injection of the last forward. `grad` is
+  // resized to the injection's shapes and overwritten.
+  void backward(InjectionGrad& grad);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// The key/value cache of one sequence being decoded.
+struct KVCache {
+  int length = 0;    // positions filled; the next token's position is `length`
+  int capacity = 0;
+  // Per layer, [kv_heads, capacity, head_dim]; keys already rotated.
+  std::vector<xt::xtensor<float, 3>> keys, values;
+};
+
+KVCache make_kv_cache(const Model& model, int capacity);
+
+// Puts a key/value prefix ([layers, 2, kv_heads, n, head_dim]) at the start of an
+// empty cache, so that decoding continues at position n.
+void append_prefix(KVCache& cache, const xt::xtensor<float, 5>& prefix);
+
+// Runs `tokens` (ids or virtual slots taking rows of `virtual_tokens`, [n, dim] or empty)
+// at positions cache.length.., appends their keys/values to the cache and returns the
+// logits of the last token [vocab]. Throws ph::Error if the cache would overflow or a
+// token is out of range.
+xt::xtensor<float, 1> extend(const Model& model, KVCache& cache,
+                             const std::vector<int32_t>& tokens,
+                             const xt::xtensor<float, 2>& virtual_tokens = {});
+
+}  // namespace ph

@@ -1,0 +1,15 @@
+// Paths and small helpers shared by the test suites.
+#pragma once
+
+#include <string>
+
+namespace ph::test {
+
+// The fixtures folder: $PROMPTHOST_FIXTURES, else tests/fixtures of the source tree.
+std::string fixtures_dir();
+// A path inside the source tree, e.g. source_path("models/demo/hf").
+std::string source_path(const std::string& relative);
+// A fresh empty temporary folder (removed by the OS's tmp cleaning, named for the test).
+std::string temp_dir(const std::string& name);
+
+}  // namespace ph::test
