@@ -23,3 +23,19 @@ std::string temp_dir(const std::string& name) {
 }
 
 }  // namespace ph::test
+
+#include <cmath>
+
+namespace ph::test {
+
+double relative_l2(const float* a, const float* b, size_t n) {
+  double diff = 0.0, ref = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    diff += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    ref += (double)b[i] * b[i];
+  }
+  if (ref == 0.0) return diff == 0.0 ? 0.0 : INFINITY;
+  return std::sqrt(diff / ref);
+}
+
+}  // namespace ph::test

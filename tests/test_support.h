@@ -13,3 +13,12 @@ std::string source_path(const std::string& relative);
 std::string temp_dir(const std::string& name);
 
 }  // namespace ph::test
+
+#include <cstddef>
+
+namespace ph::test {
+
+// ‖a − b‖₂ / ‖b‖₂ over n elements (b is the reference); 0 when both are zero.
+double relative_l2(const float* a, const float* b, size_t n);
+
+}  // namespace ph::test

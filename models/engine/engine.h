@@ -27,9 +27,15 @@ namespace ph {
 constexpr int32_t kIgnoreLabel = -100;
 
 // Token value meaning "virtual-token embedding k of the injection goes here".
-constexpr int32_t virtual_slot(int k) { return -1 - k; }
-constexpr bool is_virtual(int32_t token) { return token < 0; }
-constexpr int virtual_index(int32_t token) { return -1 - token; }
+constexpr int32_t virtual_slot(int k) {
+  return -1 - k;
+}
+constexpr bool is_virtual(int32_t token) {
+  return token < 0;
+}
+constexpr int virtual_index(int32_t token) {
+  return -1 - token;
+}
 
 struct Sequence {
   std::vector<int32_t> tokens;  // token ids, or virtual_slot(k)
@@ -88,7 +94,7 @@ class TrainingPass {
 
 // The key/value cache of one sequence being decoded.
 struct KVCache {
-  int length = 0;    // positions filled; the next token's position is `length`
+  int length = 0;  // positions filled; the next token's position is `length`
   int capacity = 0;
   // Per layer, [kv_heads, capacity, head_dim]; keys already rotated.
   std::vector<xt::xtensor<float, 3>> keys, values;
@@ -104,8 +110,7 @@ void append_prefix(KVCache& cache, const xt::xtensor<float, 5>& prefix);
 // at positions cache.length.., appends their keys/values to the cache and returns the
 // logits of the last token [vocab]. Throws ph::Error if the cache would overflow or a
 // token is out of range.
-xt::xtensor<float, 1> extend(const Model& model, KVCache& cache,
-                             const std::vector<int32_t>& tokens,
+xt::xtensor<float, 1> extend(const Model& model, KVCache& cache, const std::vector<int32_t>& tokens,
                              const xt::xtensor<float, 2>& virtual_tokens = {});
 
 }  // namespace ph

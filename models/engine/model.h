@@ -35,8 +35,8 @@ struct LayerWeights {
   Linear qkv;       // fused: output columns [q (n_heads*head_dim) | k (kv_dim) | v (kv_dim)]
   Linear attn_out;  // [dim] <- [n_heads*head_dim]
   Norm mlp_norm;
-  Linear mlp_in;    // llama: fused [gate (ffn) | up (ffn)]; gpt2: c_fc [ffn]
-  Linear mlp_out;   // [dim] <- [ffn]
+  Linear mlp_in;   // llama: fused [gate (ffn) | up (ffn)]; gpt2: c_fc [ffn]
+  Linear mlp_out;  // [dim] <- [ffn]
 };
 
 // Something that owns memory the weights point into (an mmap, a vector).

@@ -1,0 +1,41 @@
+// Row-wise kernels of the two architectures, each forward beside its backward
+// (llm.c style). All work on row-major [rows, width] float32 buffers. Backward
+// functions return the gradient with respect to the input only.
+#pragma once
+
+#include <vector>
+
+#include "models/engine/model.h"
+
+namespace ph {
+
+// --- Normalisation: RMSNorm (norm.b == nullptr) or LayerNorm -------------------------
+// Saves per row the mean (LayerNorm only) and 1/std, which backward needs.
+void norm_forward(const Norm& norm, float eps, int rows, int width, const float* x, float* y,
+                  float* mean, float* rstd);
+// dx (+)= d norm(x) / dx · dy
+void norm_backward(const Norm& norm, int rows, int width, const float* x, const float* mean,
+                   const float* rstd, const float* dy, float* dx, bool accumulate);
+
+// --- Rotary embedding, rotate_half layout --------------------------------------------
+// cos/sin tables [positions, head_dim/2], computed in double as transformers does.
+struct RopeTable {
+  int head_dim = 0;
+  std::vector<float> cos, sin;
+  void ensure(int positions, int head_dim, float theta);
+};
+// Rotates `heads` vectors of size head_dim laid side by side in each row (row stride ld)
+// by their row's position; inverse = true applies the transpose (backward).
+void rope_apply(const RopeTable& table, int rows, const int* positions, int heads, float* x, int ld,
+                bool inverse);
+
+// --- Activations --------------------------------------------------------------------
+// gpt2: y = gelu_new(x)
+void gelu_forward(int n, const float* x, float* y);
+void gelu_backward(int n, const float* x, const float* dy, float* dx);
+// llama SwiGLU on fused rows [gate (ffn) | up (ffn)]: y[rows, ffn] = silu(gate) * up
+void swiglu_forward(int rows, int ffn, const float* gate_up, float* y);
+// d gate_up[rows, 2*ffn] from dy[rows, ffn]
+void swiglu_backward(int rows, int ffn, const float* gate_up, const float* dy, float* dgate_up);
+
+}  // namespace ph

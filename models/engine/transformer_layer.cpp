@@ -1,0 +1,141 @@
+#include "models/engine/transformer_layer.h"
+
+#include "models/engine/linear.h"
+
+namespace ph {
+
+TransformerLayer::TransformerLayer(const Model& model, int layer, const RopeTable& rope)
+    : config_(model.config), w_(model.layers[layer]), rope_(rope) {
+  shape_ = {config_.n_heads, config_.n_kv_heads, config_.head_dim};
+}
+
+// Builds each segment's view of this layer's keys and values. The qkv rows hold, per
+// row, [q | k | v]; gradients (when dqkv is set) go to the same offsets of dqkv.
+std::vector<AttentionSegment> TransformerLayer::attention_segments(
+    const BatchLayout& layout, const std::vector<KVSpan>& external, const LayerActivations& acts,
+    float* dqkv) const {
+  const int hd = config_.head_dim, qd = config_.q_dim(), kvd = config_.kv_dim();
+  const size_t stride = config_.qkv_dim();
+  const float* qkv = acts.qkv.data();
+  auto rows_span = [&](int row0, int n) {
+    KVSpan s;
+    s.k = qkv + row0 * stride + qd;
+    s.v = qkv + row0 * stride + qd + kvd;
+    s.n = n;
+    s.pos_stride = stride;
+    s.head_stride = hd;
+    if (dqkv) {
+      s.dk = dqkv + row0 * stride + qd;
+      s.dv = dqkv + row0 * stride + qd + kvd;
+    }
+    return s;
+  };
+  std::vector<AttentionSegment> segs;
+  size_t lse_offset = 0;
+  for (const Segment& sg : layout.segments) {
+    AttentionSegment a;
+    a.len = sg.len;
+    a.q = qkv + sg.row0 * stride;
+    a.dq = dqkv ? dqkv + sg.row0 * stride : nullptr;
+    a.q_stride = stride;
+    a.context = external;
+    if (sg.sees_shared) a.context.push_back(rows_span(0, layout.shared_rows));
+    a.own = rows_span(sg.row0, sg.len);
+    // forward writes the attention output; backward only reads it
+    a.out = const_cast<float*>(acts.attn.data()) + (size_t)sg.row0 * qd;
+    a.out_stride = qd;
+    a.lse = const_cast<float*>(acts.lse.data()) + lse_offset;
+    lse_offset += (size_t)config_.n_heads * sg.len;
+    segs.push_back(std::move(a));
+  }
+  return segs;
+}
+
+void TransformerLayer::forward(const BatchLayout& layout, const std::vector<KVSpan>& external,
+                               LayerActivations& acts, xt::xtensor<float, 2>& y) const {
+  const int R = layout.rows, D = config_.dim, F = config_.ffn_dim;
+  const int qd = config_.q_dim(), qkvd = config_.qkv_dim();
+  const bool llama = config_.arch == Arch::kLlama;
+  const bool layer_norm = !llama;
+
+  // attention: x -> norm -> [q|k|v] -> rotary -> attention -> projection, plus residual
+  xt::xtensor<float, 2> a = xt::empty<float>({R, D});
+  acts.rstd1.resize({(size_t)R});
+  if (layer_norm) acts.mean1.resize({(size_t)R});
+  norm_forward(w_.attn_norm, config_.norm_eps, R, D, acts.x.data(), a.data(),
+               layer_norm ? acts.mean1.data() : nullptr, acts.rstd1.data());
+  acts.qkv.resize({(size_t)R, (size_t)qkvd});
+  linear_forward(w_.qkv, R, a.data(), D, acts.qkv.data(), qkvd);
+  if (llama) {
+    rope_apply(rope_, R, layout.positions.data(), config_.n_heads, acts.qkv.data(), qkvd, false);
+    rope_apply(rope_, R, layout.positions.data(), config_.n_kv_heads, acts.qkv.data() + qd, qkvd,
+               false);
+  }
+  acts.attn.resize({(size_t)R, (size_t)qd});
+  acts.lse.resize({(size_t)R * config_.n_heads});
+  for (const auto& seg : attention_segments(layout, external, acts, nullptr))
+    attention_forward(shape_, seg);
+  acts.h = acts.x;
+  linear_forward(w_.attn_out, R, acts.attn.data(), qd, a.data(), D);
+  acts.h += a;
+
+  // MLP: h -> norm -> up projection -> activation -> down projection, plus residual
+  acts.rstd2.resize({(size_t)R});
+  if (layer_norm) acts.mean2.resize({(size_t)R});
+  norm_forward(w_.mlp_norm, config_.norm_eps, R, D, acts.h.data(), a.data(),
+               layer_norm ? acts.mean2.data() : nullptr, acts.rstd2.data());
+  const int pre_width = w_.mlp_in.out;
+  acts.mlp_pre.resize({(size_t)R, (size_t)pre_width});
+  linear_forward(w_.mlp_in, R, a.data(), D, acts.mlp_pre.data(), pre_width);
+  xt::xtensor<float, 2> act = xt::empty<float>({R, F});
+  if (llama)
+    swiglu_forward(R, F, acts.mlp_pre.data(), act.data());
+  else
+    gelu_forward(R * F, acts.mlp_pre.data(), act.data());
+  y.resize({(size_t)R, (size_t)D});
+  linear_forward(w_.mlp_out, R, act.data(), F, y.data(), D);
+  y += acts.h;
+}
+
+void TransformerLayer::backward(const BatchLayout& layout, const std::vector<KVSpan>& external,
+                                const LayerActivations& acts, const xt::xtensor<float, 2>& dy,
+                                xt::xtensor<float, 2>& dx) const {
+  const int R = layout.rows, D = config_.dim, F = config_.ffn_dim;
+  const int qd = config_.q_dim(), qkvd = config_.qkv_dim();
+  const bool llama = config_.arch == Arch::kLlama;
+  const bool layer_norm = !llama;
+
+  // MLP: dy -> d act -> d pre-activation -> d normed -> d h (plus the residual's dy)
+  xt::xtensor<float, 2> dact = xt::empty<float>({R, F});
+  linear_backward_input(w_.mlp_out, R, dy.data(), D, dact.data(), F, false);
+  const int pre_width = w_.mlp_in.out;
+  xt::xtensor<float, 2> dpre = xt::empty<float>({R, pre_width});
+  if (llama)
+    swiglu_backward(R, F, acts.mlp_pre.data(), dact.data(), dpre.data());
+  else
+    gelu_backward(R * F, acts.mlp_pre.data(), dact.data(), dpre.data());
+  xt::xtensor<float, 2> dnormed = xt::empty<float>({R, D});
+  linear_backward_input(w_.mlp_in, R, dpre.data(), pre_width, dnormed.data(), D, false);
+  xt::xtensor<float, 2> dh = dy;
+  norm_backward(w_.mlp_norm, R, D, acts.h.data(), layer_norm ? acts.mean2.data() : nullptr,
+                acts.rstd2.data(), dnormed.data(), dh.data(), true);
+
+  // attention: dh -> d attention output -> d [q|k|v] -> undo rotary -> d normed -> dx
+  xt::xtensor<float, 2> dattn = xt::empty<float>({R, qd});
+  linear_backward_input(w_.attn_out, R, dh.data(), D, dattn.data(), qd, false);
+  xt::xtensor<float, 2> dqkv = xt::zeros<float>({R, qkvd});
+  for (auto seg : attention_segments(layout, external, acts, dqkv.data())) {
+    seg.dout = dattn.data() + (seg.out - acts.attn.data());  // same rows as the output
+    attention_backward(shape_, seg);
+  }
+  if (llama) {
+    rope_apply(rope_, R, layout.positions.data(), config_.n_heads, dqkv.data(), qkvd, true);
+    rope_apply(rope_, R, layout.positions.data(), config_.n_kv_heads, dqkv.data() + qd, qkvd, true);
+  }
+  linear_backward_input(w_.qkv, R, dqkv.data(), qkvd, dnormed.data(), D, false);
+  dx = dh;
+  norm_backward(w_.attn_norm, R, D, acts.x.data(), layer_norm ? acts.mean1.data() : nullptr,
+                acts.rstd1.data(), dnormed.data(), dx.data(), true);
+}
+
+}  // namespace ph

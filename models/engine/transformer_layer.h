@@ -1,0 +1,69 @@
+// One transformer block (llama or gpt2) over the packed rows of a batch: forward,
+// keeping what backward needs, and backward to the block's input.
+//
+// The rows form segments (one per sequence, plus at most one "shared" segment of
+// virtual tokens the whole batch starts with). Every segment sees the external
+// key/value spans of this layer (a learned prefix or a KV cache), segments flagged
+// sees_shared also see the shared segment's keys, and then their own keys causally.
+#pragma once
+
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+#include "models/engine/attention.h"
+#include "models/engine/kernels.h"
+#include "models/engine/model.h"
+
+namespace ph {
+
+struct Segment {
+  int row0 = 0;
+  int len = 0;
+  bool sees_shared = false;
+};
+
+struct BatchLayout {
+  int rows = 0;
+  int shared_rows = 0;            // rows [0, shared_rows) are the shared segment (if > 0)
+  std::vector<Segment> segments;  // the shared segment first, when present
+  std::vector<int> positions;     // per row
+};
+
+// What backward needs from one layer's forward (or what recompute rebuilds).
+struct LayerActivations {
+  xt::xtensor<float, 2> x;  // block input [rows, dim]
+  xt::xtensor<float, 1> mean1, rstd1;
+  xt::xtensor<float, 2> qkv;   // [rows, qkv_dim]; q and k rotated (llama)
+  xt::xtensor<float, 2> attn;  // attention output before the projection [rows, q_dim]
+  xt::xtensor<float, 1> lse;   // per segment [n_heads, len], segments back to back
+  xt::xtensor<float, 2> h;     // after the attention residual [rows, dim]
+  xt::xtensor<float, 1> mean2, rstd2;
+  xt::xtensor<float, 2> mlp_pre;  // llama [rows, 2*ffn] (gate|up), gpt2 [rows, ffn]
+};
+
+class TransformerLayer {
+ public:
+  TransformerLayer(const Model& model, int layer, const RopeTable& rope);
+
+  // acts.x must hold the input; fills the rest of acts and writes the output to y.
+  void forward(const BatchLayout& layout, const std::vector<KVSpan>& external,
+               LayerActivations& acts, xt::xtensor<float, 2>& y) const;
+  // dx = d loss / d input from dy = d loss / d output; accumulates into the external
+  // spans' dk/dv. dx and dy may not alias.
+  void backward(const BatchLayout& layout, const std::vector<KVSpan>& external,
+                const LayerActivations& acts, const xt::xtensor<float, 2>& dy,
+                xt::xtensor<float, 2>& dx) const;
+
+ private:
+  std::vector<AttentionSegment> attention_segments(const BatchLayout& layout,
+                                                   const std::vector<KVSpan>& external,
+                                                   const LayerActivations& acts, float* dqkv) const;
+
+  const ModelConfig& config_;
+  const LayerWeights& w_;
+  const RopeTable& rope_;
+  AttentionShape shape_;
+};
+
+}  // namespace ph
