@@ -189,24 +189,27 @@ struct TrainingPass::State {
     return &injection.virtual_tokens(set, virtual_index(tok), 0);
   }
 
-  // Final norm and head over `rows` (chunked); calls visit(i, logits row) per row.
+  // Final norm and head over `rows`, in chunks; visit(i, logits row) sees each row's
+  // logits. With d_normed set, visit turns the logits into d loss / d logits in place
+  // and d_normed receives d loss / d (final-normed row) [rows, dim].
   template <class Visit>
-  void head_chunks(const std::vector<int>& rows, float* mean, float* rstd, float* normed_out,
+  void head_chunks(const std::vector<int>& rows, float* mean, float* rstd, float* d_normed,
                    Visit visit) {
     const ModelConfig& c = model.config;
     const int D = c.dim, V = c.vocab_size;
     xt::xtensor<float, 2> gathered = xt::empty<float>({kHeadChunk, D});
     xt::xtensor<float, 2> normed = xt::empty<float>({kHeadChunk, D});
     xt::xtensor<float, 2> logits = xt::empty<float>({kHeadChunk, V});
+    float scratch_mean[kHeadChunk], scratch_rstd[kHeadChunk];
     for (size_t i0 = 0; i0 < rows.size(); i0 += kHeadChunk) {
       const int n = (int)std::min<size_t>(kHeadChunk, rows.size() - i0);
       for (int i = 0; i < n; ++i) std::copy_n(&final_x(rows[i0 + i], 0), D, &gathered(i, 0));
-      float scratch_rstd[kHeadChunk], scratch_mean[kHeadChunk];
       norm_forward(model.final_norm, c.norm_eps, n, D, gathered.data(), normed.data(),
                    mean ? mean + i0 : scratch_mean, rstd ? rstd + i0 : scratch_rstd);
-      if (normed_out) std::copy_n(normed.data(), (size_t)n * D, normed_out + i0 * D);
       linear_forward(model.head, n, normed.data(), D, logits.data(), V);
       for (int i = 0; i < n; ++i) visit(i0 + i, &logits(i, 0));
+      if (d_normed)
+        linear_backward_input(model.head, n, logits.data(), V, d_normed + i0 * D, D, false);
     }
   }
 };
@@ -267,26 +270,27 @@ double TrainingPass::forward(const std::vector<Sequence>& batch, const Injection
   for (const Score& s : st.scores) rows.push_back(s.row);
   const size_t N = st.scores.size();
 
-  // loss and d loss / d (final-normed rows): softmax(logits) - onehot, over N
+  // loss and d loss / d (final-normed rows): (softmax(logits) - onehot) / N, turned into
+  // the rows' gradient chunk by chunk
   st.final_mean.resize({N});
   st.final_rstd.resize({N});
   st.d_final.resize({N, (size_t)D});
-  xt::xtensor<float, 2> dlogits = xt::empty<float>({N, (size_t)V});
   double loss = 0.0;
-  st.head_chunks(rows, st.final_mean.data(), st.final_rstd.data(), nullptr,
-                 [&](size_t i, const float* logit) {
+  st.head_chunks(rows, st.final_mean.data(), st.final_rstd.data(), st.d_final.data(),
+                 [&](size_t i, float* logit) {
                    float max = logit[0];
                    for (int v = 1; v < V; ++v) max = std::max(max, logit[v]);
+                   const float target_logit = logit[st.scores[i].target];
                    double sum = 0.0;
-                   for (int v = 0; v < V; ++v) sum += std::exp((double)logit[v] - max);
-                   const double lse = max + std::log(sum);
-                   loss += lse - logit[st.scores[i].target];
-                   float* d = &dlogits(i, 0);
-                   for (int v = 0; v < V; ++v) d[v] = (float)(std::exp((double)logit[v] - lse) / N);
-                   d[st.scores[i].target] -= 1.0f / N;
+                   for (int v = 0; v < V; ++v) {
+                     logit[v] = std::exp(logit[v] - max);
+                     sum += logit[v];
+                   }
+                   loss += max + std::log(sum) - target_logit;
+                   const float scale = (float)(1.0 / (sum * N));
+                   for (int v = 0; v < V; ++v) logit[v] *= scale;
+                   logit[st.scores[i].target] -= 1.0f / N;
                  });
-  if (N > 0)
-    linear_backward_input(model.head, (int)N, dlogits.data(), V, st.d_final.data(), D, false);
 
   if (st.options.all_logits) {
     for (size_t b = 0; b < batch.size(); ++b) {
@@ -295,7 +299,7 @@ double TrainingPass::forward(const std::vector<Sequence>& batch, const Injection
         if (!is_virtual(batch[b].tokens[t])) real.push_back(st.predicting_row(b, t + 1));
       xt::xtensor<float, 2> out = xt::empty<float>({real.size(), (size_t)V});
       st.head_chunks(real, nullptr, nullptr, nullptr,
-                     [&](size_t i, const float* logit) { std::copy_n(logit, V, &out(i, 0)); });
+                     [&](size_t i, float* logit) { std::copy_n(logit, V, &out(i, 0)); });
       st.logits.push_back(std::move(out));
     }
   }
