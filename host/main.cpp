@@ -8,8 +8,14 @@
 namespace {
 
 const ph::cli::Command kCommands[] = {
+    {"train", "train a method's soft prompt on a frozen model", ph::cli::train_command},
+    {"eval", "evaluate an adapter on data", ph::cli::eval_command},
     {"generate", "continue a prompt with a frozen model (KV-cached decoding)",
      ph::cli::generate_command},
+    {"inspect", "show the config and tensors of an adapter, a model folder or a .bin",
+     ph::cli::inspect_command},
+    {"plugins", "list the method plugins found and why others do not load",
+     ph::cli::plugins_command},
 };
 
 void print_usage(FILE* out) {
@@ -19,7 +25,9 @@ void print_usage(FILE* out) {
                "Commands:\n");
   for (const auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   std::fprintf(out,
-               "\nExample:\n  prompthost generate --model models/demo/hf --prompt \"The computer\" "
+               "\nExamples:\n"
+               "  prompthost train --plugin prefix_tuning     # the bundled demo model and task\n"
+               "  prompthost generate --model models/demo/hf --prompt \"The computer\" "
                "--max-new-tokens 40\n");
 }
 

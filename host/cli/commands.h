@@ -15,6 +15,10 @@ struct Command {
   int (*run)(int argc, char** argv);
 };
 
+int train_command(int argc, char** argv);
+int eval_command(int argc, char** argv);
 int generate_command(int argc, char** argv);
+int inspect_command(int argc, char** argv);
+int plugins_command(int argc, char** argv);
 
 }  // namespace ph::cli

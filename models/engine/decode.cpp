@@ -105,7 +105,9 @@ xt::xtensor<float, 1> extend(const Model& model, KVCache& cache, const std::vect
       external.push_back(s);
     }
     acts.x = std::move(x);
-    TransformerLayer(model, l, rope).forward(layout, external, acts, x);
+    xt::xtensor<float, 2> y;  // a fresh output: a moved-from tensor keeps its shape, not its data
+    TransformerLayer(model, l, rope).forward(layout, external, acts, y);
+    x = std::move(y);
     for (int t = 0; t < T; ++t)
       for (int g = 0; g < c.n_kv_heads; ++g) {
         std::copy_n(&acts.qkv(t, qd + g * hd), hd, &cache.keys[l](g, cache.length + t, 0));

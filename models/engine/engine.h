@@ -81,6 +81,10 @@ class TrainingPass {
   // injection, lengths within the context; throws ph::Error otherwise.
   double forward(const std::vector<Sequence>& batch, const Injection& injection);
   int scored_count() const;
+  // Per sequence of the last forward: the summed cross-entropy of its scored labels
+  // (nats) and how many it has — for evaluation and for ranking candidate outputs.
+  const std::vector<double>& sequence_nll() const;
+  const std::vector<int>& sequence_scored() const;
   // With options.all_logits: per sequence, [real tokens, vocab] in order of position.
   const std::vector<xt::xtensor<float, 2>>& logits() const;
   // The loss's gradient with respect to the injection of the last forward. `grad` is
@@ -112,5 +116,12 @@ void append_prefix(KVCache& cache, const xt::xtensor<float, 5>& prefix);
 // token is out of range.
 xt::xtensor<float, 1> extend(const Model& model, KVCache& cache, const std::vector<int32_t>& tokens,
                              const xt::xtensor<float, 2>& virtual_tokens = {});
+
+}  // namespace ph
+
+namespace ph {
+
+// Threads the engine's GEMMs use (OpenBLAS); <= 0 leaves the library's default.
+void set_num_threads(int threads);
 
 }  // namespace ph

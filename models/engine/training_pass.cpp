@@ -31,6 +31,7 @@ constexpr int kHeadChunk = 64;  // rows of logits formed at once
 struct Score {
   int row;
   int target;
+  int sequence;
 };
 
 void check_injection(const ModelConfig& c, const Injection& inj) {
@@ -115,6 +116,8 @@ struct TrainingPass::State {
   xt::xtensor<float, 1> final_mean, final_rstd;  // final norm stats of scored rows
   xt::xtensor<float, 2> d_final;  // d loss / d final-normed scored rows [scored, dim]
   std::vector<xt::xtensor<float, 2>> logits;
+  std::vector<double> sequence_nll;
+  std::vector<int> sequence_scored;
   bool have_forward = false;
 
   State(const Model& m, PassOptions o) : model(m), options(o) {
@@ -226,6 +229,14 @@ const std::vector<xt::xtensor<float, 2>>& TrainingPass::logits() const {
   return state_->logits;
 }
 
+const std::vector<double>& TrainingPass::sequence_nll() const {
+  return state_->sequence_nll;
+}
+
+const std::vector<int>& TrainingPass::sequence_scored() const {
+  return state_->sequence_scored;
+}
+
 double TrainingPass::forward(const std::vector<Sequence>& batch, const Injection& injection) {
   State& st = *state_;
   const Model& model = st.model;
@@ -238,6 +249,8 @@ double TrainingPass::forward(const std::vector<Sequence>& batch, const Injection
     check_sequence(c, injection, batch[b], b, st.n_prefix());
   st.scores.clear();
   st.logits.clear();
+  st.sequence_nll.assign(batch.size(), 0.0);
+  st.sequence_scored.assign(batch.size(), 0);
   if (batch.empty()) return 0.0;
   st.pack(batch);
   const int R = st.layout.rows;
@@ -265,7 +278,8 @@ double TrainingPass::forward(const std::vector<Sequence>& batch, const Injection
   for (size_t b = 0; b < batch.size(); ++b) {
     const auto& labels = batch[b].labels;
     for (size_t t = 1; t < labels.size(); ++t)
-      if (labels[t] != kIgnoreLabel) st.scores.push_back({st.predicting_row(b, t), labels[t]});
+      if (labels[t] != kIgnoreLabel)
+        st.scores.push_back({st.predicting_row(b, t), labels[t], (int)b});
   }
   for (const Score& s : st.scores) rows.push_back(s.row);
   const size_t N = st.scores.size();
@@ -286,7 +300,10 @@ double TrainingPass::forward(const std::vector<Sequence>& batch, const Injection
                      logit[v] = std::exp(logit[v] - max);
                      sum += logit[v];
                    }
-                   loss += max + std::log(sum) - target_logit;
+                   const double nll = max + std::log(sum) - target_logit;
+                   loss += nll;
+                   st.sequence_nll[st.scores[i].sequence] += nll;
+                   st.sequence_scored[st.scores[i].sequence] += 1;
                    const float scale = (float)(1.0 / (sum * N));
                    for (int v = 0; v < V; ++v) logit[v] *= scale;
                    logit[st.scores[i].target] -= 1.0f / N;

@@ -92,7 +92,7 @@ void TransformerLayer::forward(const BatchLayout& layout, const std::vector<KVSp
     swiglu_forward(R, F, acts.mlp_pre.data(), act.data());
   else
     gelu_forward(R * F, acts.mlp_pre.data(), act.data());
-  y.resize({(size_t)R, (size_t)D});
+  y = xt::empty<float>({(size_t)R, (size_t)D});  // never reuse: a moved-from y has no storage
   linear_forward(w_.mlp_out, R, act.data(), F, y.data(), D);
   y += acts.h;
 }

@@ -1,0 +1,163 @@
+// `prompthost train`: train a method plugin's soft prompt on a frozen model.
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "host/cli/commands.h"
+#include "host/plugin/method_options.h"
+#include "host/plugin/plugin_discovery.h"
+#include "host/trainer/progress.h"
+#include "host/trainer/run_files.h"
+#include "host/trainer/trainer.h"
+#include "models/common/error.h"
+
+namespace ph::cli {
+
+namespace {
+
+namespace po = boost::program_options;
+
+const char kPrefix[] = "prompthost train: ";
+
+po::options_description train_options(trainer::TrainConfig& c, std::string& config_file,
+                                      std::string& resume, std::string& seed) {
+  po::options_description d("Options");
+  // clang-format off
+  d.add_options()
+    ("help,h", "show this help (with --plugin: also the plugin's own options) and exit")
+    ("plugin", po::value(&c.plugin), "the method: a plugin name (see `prompthost plugins`) or a .so file")
+    ("plugin-path", po::value(&c.plugin_paths)->composing(), "another folder to look for plugins in (repeatable)")
+    ("model", po::value(&c.model)->default_value(PROMPTHOST_DEMO_DIR "/hf", "the bundled demo"),
+     "a Hugging Face model folder or a llama2.c .bin")
+    ("tokenizer", po::value(&c.tokenizer), "tokenizer file; default: the model's")
+    ("data", po::value(&c.data), "training data, JSONL: {\"text\"} or {\"input\",\"output\"} (+ \"task\"); "
+     "default with the demo model: its topic task")
+    ("eval-data", po::value(&c.eval_data), "evaluation data, same format (before, every --eval-every steps, after)")
+    ("output", po::value(&c.output_dir), "the adapter folder to write; default: runs/<plugin>")
+    ("epochs", po::value(&c.epochs)->default_value(3), "passes over the data")
+    ("max-steps", po::value(&c.max_steps)->default_value(0), "optimizer steps; > 0 overrides --epochs")
+    ("batch-size", po::value(&c.batch_size)->default_value(16), "examples per batch")
+    ("max-batch-tokens", po::value(&c.max_batch_tokens)->default_value(0), "token budget per batch; 0: none")
+    ("grad-accum", po::value(&c.grad_accum)->default_value(1), "batches per optimizer step")
+    ("max-length", po::value(&c.max_length)->default_value(0), "cut examples to this many tokens; 0: the context")
+    ("lr", po::value(&c.lr)->default_value(3e-2, "0.03"), "peak learning rate")
+    ("schedule", po::value(&c.schedule)->default_value("linear"), "after warmup: linear, cosine or constant")
+    ("warmup-steps", po::value(&c.warmup_steps)->default_value(20), "linear warmup steps")
+    ("weight-decay", po::value(&c.adamw.weight_decay)->default_value(0.0, "0"), "AdamW weight decay")
+    ("max-grad-norm", po::value(&c.adamw.max_grad_norm)->default_value(1.0, "1"), "clip the gradient norm; 0: no clipping")
+    ("seed", po::value(&seed)->default_value("0"), "seed: the same seed, machine and --threads give the same run bit for bit")
+    ("threads", po::value(&c.threads)->default_value(0), "threads for the engine; 0: all cores")
+    ("set", po::value(&c.set)->composing(), "a plugin option, key=value (repeatable); see --plugin X --help")
+    ("config", po::value(&config_file), "an adapter_config.json whose fields set the plugin's options")
+    ("resume", po::value(&resume), "continue the run saved in this folder, with its settings")
+    ("eval-every", po::value(&c.eval_every)->default_value(0), "evaluate every N steps; 0: before and after only")
+    ("patience", po::value(&c.patience)->default_value(0), "stop after N evaluations without improvement; 0: never")
+    ("save-every", po::value(&c.save_every)->default_value(0), "checkpoint every N steps; 0: at the end")
+    ("stop-after", po::value(&c.stop_after)->default_value(0), "save and stop at step N (to split a run)")
+    ("recompute", po::bool_switch(&c.recompute), "recompute activations in backward: less memory, more time")
+    ("no-generate-eval", "skip exact-match generation during evaluation (faster)")
+    ("quiet,q", po::bool_switch(&c.quiet), "no progress output");
+  // clang-format on
+  return d;
+}
+
+void print_help(const po::options_description& d, const trainer::TrainConfig& c) {
+  std::cout << "Usage: prompthost train --plugin NAME [OPTIONS]\n\n"
+               "Trains the method's soft prompt through the frozen model, evaluates it before\n"
+               "and after, and writes the adapter folder (PEFT's adapter_config.json and\n"
+               "adapter_model.safetensors, plus what --resume needs).\n\n"
+            << d
+            << "\nExamples:\n"
+               "  prompthost train --plugin prefix_tuning     # the bundled demo model and task\n"
+               "  prompthost train --plugin prompt_tuning --model ~/models/SmolLM2-135M \\\n"
+               "      --data train.jsonl --eval-data test.jsonl --set num_virtual_tokens=20 \\\n"
+               "      --output runs/smol-pt\n"
+               "  prompthost train --resume runs/smol-pt       # continue a stopped run\n";
+  if (c.plugin.empty()) {
+    std::cout << "\nWith --plugin NAME, --help also lists that plugin's options.\n";
+    return;
+  }
+  try {
+    auto lib = host::find_plugin(c.plugin, c.plugin_paths);
+    std::cout << "\nOptions of " << lib->descriptor().name << " (--set key=value):\n"
+              << host::describe_options(lib->descriptor());
+  } catch (const std::exception& e) {
+    std::cout << "\n(cannot list the options of " << c.plugin << ": " << e.what() << ")\n";
+  }
+}
+
+void print_report(const trainer::TrainSummary& s) {
+  std::printf("\n%s: %d steps in %s, %zu trainable parameters, last loss %.4f\n", s.plugin.c_str(),
+              s.steps, trainer::format_duration(s.seconds).c_str(), s.trainable_parameters,
+              s.last_loss);
+  if (s.evaluated) {
+    std::printf("  eval loss        %.4f -> %.4f\n", s.before.loss, s.after.loss);
+    if (s.after.has_outputs) {
+      std::printf("  exact match      %.1f%% -> %.1f%%\n", 100 * s.before.exact_match,
+                  100 * s.after.exact_match);
+      if (s.after.rank_candidates >= 2)
+        std::printf("  rank accuracy    %.1f%% -> %.1f%%\n", 100 * s.before.rank_accuracy,
+                    100 * s.after.rank_accuracy);
+    }
+  }
+  std::printf("adapter written to %s\n", s.output_dir.c_str());
+  std::printf("generate with it:  prompthost generate --adapter %s --prompt \"...\"\n",
+              s.output_dir.c_str());
+}
+
+}  // namespace
+
+int train_command(int argc, char** argv) {
+  trainer::TrainConfig c;
+  std::string config_file, resume, seed;
+  const auto desc = train_options(c, config_file, resume, seed);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "%s%s\n(see prompthost train --help)\n", kPrefix, e.what());
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    print_help(desc, c);
+    return kExitOk;
+  }
+  try {
+    c.seed = std::stoull(seed);
+  } catch (...) {
+    std::fprintf(stderr, "%s--seed: expected a non-negative integer, got \"%s\"\n", kPrefix,
+                 seed.c_str());
+    return kExitUsage;
+  }
+  c.eval_generate = !vm.count("no-generate-eval");
+  if (resume.empty() && c.plugin.empty()) {
+    std::fprintf(stderr, "%s--plugin is required (see prompthost plugins)\n", kPrefix);
+    return kExitUsage;
+  }
+  try {
+    if (resume.empty()) {
+      const bool demo = vm["model"].defaulted();
+      if (c.data.empty() && demo) {  // the bundled defaults: the demo model's topic task
+        c.data = PROMPTHOST_DEMO_DIR "/tasks/topic/train.jsonl";
+        if (c.eval_data.empty()) c.eval_data = PROMPTHOST_DEMO_DIR "/tasks/topic/test.jsonl";
+      }
+      if (c.data.empty()) {
+        std::fprintf(stderr, "%s--data is required with --model\n", kPrefix);
+        return kExitUsage;
+      }
+      if (c.output_dir.empty()) c.output_dir = "runs/" + c.plugin;
+      if (!config_file.empty()) c.method_config = trainer::read_json(config_file);
+    }
+    print_report(trainer::train(c, resume));
+    return kExitOk;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\n%s%s\n", kPrefix, e.what());
+    return kExitFailure;
+  }
+}
+
+}  // namespace ph::cli

@@ -1,0 +1,100 @@
+// The frozen model served to plugins (ph.host.model/1, ph.host.random/1), and one method
+// instance seen from the host: C++ calls over the ABI table, statuses turned into
+// ph::Error, tensors allocated by the host from the instance's injection spec.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "host/plugin/plugin_library.h"
+#include "models/engine/engine.h"
+#include "models/tokenizer/tokenizer.h"
+#include "prompthost/plugin_abi.h"
+
+namespace ph::host {
+
+// A ph_host whose services serve one frozen model (and its tokenizer, may be null: then
+// tokenize and prefix_from_text answer PH_ERR_UNSUPPORTED). The model and tokenizer must
+// outlive it, and it must outlive every instance created with it.
+class ModelHost {
+ public:
+  ModelHost(const Model& model, const Tokenizer* tokenizer);
+  ~ModelHost();
+  ModelHost(const ModelHost&) = delete;
+  ModelHost& operator=(const ModelHost&) = delete;
+  const ph_host* table() const;
+  const ph_model_info& info() const;
+  const Model& model() const;
+
+  struct Impl;  // public so that the service callbacks (model_host.cpp) can reach it
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ParameterView {
+  std::string name;
+  std::vector<int64_t> shape;
+  float* value = nullptr;  // compact row-major, numel elements (checked at creation)
+  float* grad = nullptr;
+  size_t numel = 0;
+};
+
+class MethodInstance {
+ public:
+  // Creates an instance with resolved options (see method_options.h) and a seed, and
+  // checks what it reports: its table, its injection spec, every parameter's tensors
+  // (float32 on the CPU, compact row-major, grad shaped as value). Throws ph::Error
+  // naming the plugin and the problem; a created-but-rejected instance is destroyed.
+  MethodInstance(std::shared_ptr<PluginLibrary> library, const ModelHost& model_host,
+                 const nlohmann::json& options, uint64_t seed);
+  ~MethodInstance();
+  MethodInstance(const MethodInstance&) = delete;
+  MethodInstance& operator=(const MethodInstance&) = delete;
+
+  const PluginLibrary& library() const { return *library_; }
+  const nlohmann::json& options() const { return options_; }
+  // The spec read at creation; its template_text points into template_text() (or is NULL).
+  ph_injection_spec injection() const { return spec_; }
+  const std::string& template_text() const { return template_; }
+  const std::vector<ParameterView>& parameters() const { return parameters_; }
+  size_t parameter_count_total() const;  // sum of numel
+
+  // The injection for a batch of `batch_size` examples (task ids empty or one per
+  // example) at optimizer step `step` (ph_batch.step: keys the method's dropout streams).
+  // Throws ph::Error if the plugin fails or leaves a non-finite value.
+  Injection forward(int64_t batch_size, const std::vector<int64_t>& task_ids, bool train,
+                    int64_t step = 0);
+  // Accumulates parameter gradients from the injection's gradient (shapes as forward's).
+  void backward(int64_t batch_size, const std::vector<int64_t>& task_ids, const InjectionGrad& grad,
+                int64_t step = 0);
+  void zero_grad();
+
+  // PEFT-layout export: named tensors (compact float32) and adapter_config fields.
+  struct Adapter {
+    std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> tensors;
+    nlohmann::json config = nlohmann::json::object();
+  };
+  Adapter export_adapter() const;
+  void import_adapter(const Adapter& adapter);
+
+ private:
+  std::string context(const char* call) const;  // "plugin NAME: call"
+  void check_table();
+  void read_injection_spec();
+  void read_parameters();
+
+  std::shared_ptr<PluginLibrary> library_;  // first member: unloaded last
+  const ModelHost& model_host_;
+  nlohmann::json options_;
+  ph_method* method_ = nullptr;
+  ph_injection_spec spec_{};
+  std::string template_;
+  std::vector<ParameterView> parameters_;
+};
+
+}  // namespace ph::host

@@ -1,0 +1,143 @@
+#include "host/trainer/adapter_files.h"
+
+#include <filesystem>
+
+#include "host/trainer/run_files.h"
+#include "models/common/error.h"
+#include "models/loader/safetensors.h"
+
+namespace ph::trainer {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kPeftVersion = "0.17.0";  // the PEFT release whose layout we write
+
+std::string join(const std::string& dir, const char* file) {
+  return (fs::path(dir) / file).string();
+}
+
+}  // namespace
+
+nlohmann::json model_fingerprint(const ModelConfig& c) {
+  return {{"arch", arch_name(c.arch)},  {"dim", c.dim},
+          {"n_layers", c.n_layers},     {"n_heads", c.n_heads},
+          {"n_kv_heads", c.n_kv_heads}, {"head_dim", c.head_dim},
+          {"vocab_size", c.vocab_size}};
+}
+
+void check_fingerprint(const nlohmann::json& fp, const ModelConfig& config,
+                       const std::string& adapter_dir) {
+  const nlohmann::json mine = model_fingerprint(config);
+  for (auto it = mine.begin(); it != mine.end(); ++it) {
+    if (!fp.contains(it.key())) continue;
+    if (fp[it.key()] != it.value())
+      throw Error(adapter_dir + ": the adapter was made for a model with " + it.key() + " = " +
+                  fp[it.key()].dump() + ", this model has " + it.value().dump());
+  }
+}
+
+void write_adapter(const std::string& dir, const host::MethodInstance& method,
+                   const ModelConfig& config, const std::string& base_model,
+                   const std::vector<std::string>& task_names) {
+  fs::create_directories(dir);
+  const auto adapter = method.export_adapter();
+  const ph_injection_spec spec = method.injection();
+  // PEFT's fields common to prompt learning (peft-spec §3); the method adds its own and
+  // may override the geometry (prefix tuning's key/value width).
+  nlohmann::json cfg = {{"auto_mapping", nullptr},
+                        {"base_model_name_or_path", base_model},
+                        {"inference_mode", true},
+                        {"modules_to_save", nullptr},
+                        {"num_attention_heads", config.n_heads},
+                        {"num_layers", config.n_layers},
+                        {"num_transformer_submodules", 1},
+                        {"num_virtual_tokens", std::max(spec.n_virtual, spec.n_prefix)},
+                        {"peft_type", method.library().descriptor().peft_type},
+                        {"peft_version", kPeftVersion},
+                        {"revision", nullptr},
+                        {"task_type", "CAUSAL_LM"},
+                        {"token_dim", config.dim}};
+  cfg.update(adapter.config);
+  std::vector<TensorToWrite> tensors;
+  for (const auto& [name, t] : adapter.tensors)
+    tensors.push_back(f32_tensor(name, t.first, t.second.data()));
+  write_safetensors(join(dir, kAdapterModelFile), tensors, {{"format", "pt"}});
+  write_json_atomic(join(dir, kAdapterConfigFile), cfg);
+  nlohmann::json info = {{"plugin", method.library().descriptor().name},
+                         {"plugin_version", method.library().descriptor().version},
+                         {"options", method.options()},
+                         {"model", model_fingerprint(config)},
+                         {"task_names", task_names}};
+  write_json_atomic(join(dir, kAdapterInfoFile), info);
+}
+
+AdapterInfo read_adapter_info(const std::string& dir) {
+  if (!fs::is_directory(dir)) throw Error(dir + ": not an adapter folder (no such directory)");
+  AdapterInfo a;
+  a.dir = dir;
+  const std::string cfg_path = join(dir, kAdapterConfigFile);
+  if (!fs::exists(cfg_path)) throw Error(dir + ": not an adapter folder (no adapter_config.json)");
+  a.peft_config = read_json(cfg_path);
+  if (!a.peft_config.is_object() || !a.peft_config.contains("peft_type") ||
+      !a.peft_config["peft_type"].is_string())
+    throw Error(cfg_path + ": needs a \"peft_type\" string");
+  const std::string info_path = join(dir, kAdapterInfoFile);
+  if (fs::exists(info_path)) {
+    a.info = read_json(info_path);
+    a.plugin = a.info.value("plugin", "");
+    a.options = a.info.value("options", nlohmann::json::object());
+    if (a.info.contains("task_names") && a.info["task_names"].is_array())
+      a.task_names = a.info["task_names"].get<std::vector<std::string>>();
+  } else {
+    a.options = a.peft_config;  // a PEFT-made adapter: its config holds the options
+  }
+  return a;
+}
+
+void load_adapter_tensors(const std::string& dir, host::MethodInstance& method) {
+  SafetensorsFile file(join(dir, kAdapterModelFile));
+  host::MethodInstance::Adapter adapter;
+  adapter.config = read_json(join(dir, kAdapterConfigFile));
+  for (const TensorInfo& t : file.tensors()) {
+    const FloatTensor f = file.to_float(t);
+    adapter.tensors[t.name] = {t.shape, std::vector<float>(f.data, f.data + f.numel)};
+  }
+  method.import_adapter(adapter);
+}
+
+void write_training_state(const std::string& path, const host::MethodInstance& method,
+                          AdamW& optimizer) {
+  const auto params = method.parameters();
+  std::vector<TensorToWrite> tensors;
+  for (size_t k = 0; k < params.size(); ++k) {
+    const auto& p = params[k];
+    tensors.push_back(f32_tensor("param." + p.name, p.shape, p.value));
+    tensors.push_back(f32_tensor("adam_m." + p.name, p.shape, optimizer.first_moments()[k].data()));
+    tensors.push_back(
+        f32_tensor("adam_v." + p.name, p.shape, optimizer.second_moments()[k].data()));
+  }
+  write_safetensors(path, tensors, {{"format", "prompthost-training-state"}});
+}
+
+void read_training_state(const std::string& path, host::MethodInstance& method, AdamW& optimizer) {
+  SafetensorsFile file(path);
+  const auto params = method.parameters();
+  auto load = [&](const std::string& name, float* dst, size_t numel) {
+    const TensorInfo& t = file.info(name);
+    if (t.numel != numel)
+      throw Error(path + ": tensor " + name + " has " + std::to_string(t.numel) +
+                  " elements, the method's parameter has " + std::to_string(numel));
+    const FloatTensor f = file.to_float(t);
+    std::copy_n(f.data, numel, dst);
+  };
+  for (size_t k = 0; k < params.size(); ++k) {
+    const auto& p = params[k];
+    load("param." + p.name, p.value, p.numel);
+    load("adam_m." + p.name, optimizer.first_moments()[k].data(), p.numel);
+    load("adam_v." + p.name, optimizer.second_moments()[k].data(), p.numel);
+  }
+}
+
+}  // namespace ph::trainer

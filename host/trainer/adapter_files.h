@@ -1,0 +1,54 @@
+// The adapter folder: Hugging Face PEFT's files (adapter_config.json,
+// adapter_model.safetensors) plus PromptHost's own (prompthost_adapter.json: the plugin,
+// its options, the task names and the model the adapter was made for), and the training
+// state that --resume needs (training_state.safetensors, trainer_state.json).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "host/plugin/method_instance.h"
+#include "host/trainer/optimizer.h"
+
+namespace ph::trainer {
+
+constexpr const char* kAdapterConfigFile = "adapter_config.json";
+constexpr const char* kAdapterModelFile = "adapter_model.safetensors";
+constexpr const char* kAdapterInfoFile = "prompthost_adapter.json";
+constexpr const char* kTrainingStateFile = "training_state.safetensors";
+constexpr const char* kTrainerStateFile = "trainer_state.json";
+
+// The model facts an adapter must match: {"arch", "dim", "n_layers", ...}.
+nlohmann::json model_fingerprint(const ModelConfig& config);
+// Throws ph::Error naming the adapter folder and the first fact that differs.
+void check_fingerprint(const nlohmann::json& fingerprint, const ModelConfig& config,
+                       const std::string& adapter_dir);
+
+// Writes adapter_config.json (PEFT's common fields, then the method's), the exported
+// tensors (metadata {"format": "pt"}) and prompthost_adapter.json, each atomically.
+void write_adapter(const std::string& dir, const host::MethodInstance& method,
+                   const ModelConfig& config, const std::string& base_model,
+                   const std::vector<std::string>& task_names);
+
+struct AdapterInfo {
+  std::string dir;
+  nlohmann::json peft_config;  // adapter_config.json
+  nlohmann::json info;         // prompthost_adapter.json, or null for a PEFT-made adapter
+  std::string plugin;          // plugin name, or "" (find it by peft_type)
+  nlohmann::json options;      // the method's options
+  std::vector<std::string> task_names;
+};
+// Reads an adapter folder (PromptHost's, or PEFT's: then the options come from
+// adapter_config.json). Throws ph::Error naming the file and the problem.
+AdapterInfo read_adapter_info(const std::string& dir);
+// Loads the exported tensors into a method instance (import_adapter).
+void load_adapter_tensors(const std::string& dir, host::MethodInstance& method);
+
+// Every parameter value and both AdamW moments, by parameter name.
+void write_training_state(const std::string& path, const host::MethodInstance& method,
+                          AdamW& optimizer);
+void read_training_state(const std::string& path, host::MethodInstance& method, AdamW& optimizer);
+
+}  // namespace ph::trainer

@@ -1,0 +1,41 @@
+// Evaluation of a method on data: loss and perplexity of the scored tokens, and for
+// input/output data the exact-match accuracy of the greedily generated output and the
+// rank accuracy (is the expected output the most likely of all outputs in the data?).
+#pragma once
+
+#include <vector>
+
+#include "host/plugin/method_instance.h"
+#include "host/trainer/dataset.h"
+#include "models/tokenizer/tokenizer.h"
+
+namespace ph::trainer {
+
+struct EvalResult {
+  int examples = 0;
+  long scored_tokens = 0;
+  double loss = 0.0;           // mean cross-entropy per scored token
+  double perplexity = 0.0;     // exp(loss)
+  bool has_outputs = false;    // input/output data: the accuracies below are meaningful
+  double exact_match = 0.0;    // fraction
+  double rank_accuracy = 0.0;  // fraction; 0 when the data has over max_rank_candidates outputs
+  int rank_candidates = 0;
+};
+
+struct EvalOptions {
+  int batch_size = 16;
+  int max_rank_candidates = 32;
+  bool generate = true;  // exact match needs generation; skip it for a cheaper evaluation
+};
+
+// `encoded` are the examples encoded with the method's template (same order).
+EvalResult evaluate(const Model& model, const Tokenizer& tokenizer, host::MethodInstance& method,
+                    const std::vector<Example>& examples, const std::vector<Encoded>& encoded,
+                    const EvalOptions& options);
+
+// Greedy continuation of one encoded example's prompt (tokens before its output) with
+// the method's injection; returns generated ids (EOS excluded).
+std::vector<int32_t> generate_output(const Model& model, host::MethodInstance& method,
+                                     const Encoded& example, int max_new_tokens, int32_t eos_id);
+
+}  // namespace ph::trainer

@@ -1,0 +1,98 @@
+#include "host/trainer/run_files.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "models/common/error.h"
+
+namespace ph::trainer {
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw Error(tmp + ": cannot create (" + std::strerror(errno) + ")");
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string why = std::strerror(errno);
+      ::close(fd);
+      throw Error(tmp + ": write failed (" + why + ")");
+    }
+    done += (size_t)n;
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0)
+    throw Error(tmp + ": cannot flush (" + std::strerror(errno) + ")");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw Error(path + ": cannot rename from " + tmp + " (" + std::strerror(errno) + ")");
+}
+
+void write_json_atomic(const std::string& path, const nlohmann::json& value) {
+  write_file_atomic(path, value.dump(2) + "\n");
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+std::string loss_curve_svg(const std::vector<CurvePoint>& train,
+                           const std::vector<CurvePoint>& eval) {
+  const double W = 640, H = 360, left = 60, right = 20, top = 30, bottom = 40;
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  for (const auto* series : {&train, &eval})
+    for (const auto& p : *series) {
+      if (!std::isfinite(p.value)) continue;
+      x0 = std::min(x0, p.step), x1 = std::max(x1, p.step);
+      y0 = std::min(y0, p.value), y1 = std::max(y1, p.value);
+    }
+  if (x0 > x1) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+  if (x1 == x0) x1 = x0 + 1;
+  if (y1 == y0) y1 = y0 + 1;
+  auto X = [&](double s) { return left + (s - x0) / (x1 - x0) * (W - left - right); };
+  auto Y = [&](double v) { return H - bottom - (v - y0) / (y1 - y0) * (H - top - bottom); };
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+      << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      << "<text x=\"" << left
+      << "\" y=\"18\">loss by step (train: blue line, eval: red dots)</text>\n"
+      << "<line x1=\"" << left << "\" y1=\"" << H - bottom << "\" x2=\"" << W - right << "\" y2=\""
+      << H - bottom << "\" stroke=\"black\"/>\n"
+      << "<line x1=\"" << left << "\" y1=\"" << top << "\" x2=\"" << left << "\" y2=\""
+      << H - bottom << "\" stroke=\"black\"/>\n";
+  for (int i = 0; i <= 4; ++i) {  // axis labels
+    const double v = y0 + (y1 - y0) * i / 4, s = x0 + (x1 - x0) * i / 4;
+    svg << "<text x=\"4\" y=\"" << Y(v) + 4 << "\">" << std::round(v * 1000) / 1000 << "</text>\n"
+        << "<text x=\"" << X(s) - 10 << "\" y=\"" << H - bottom + 18 << "\">" << std::round(s)
+        << "</text>\n";
+  }
+  if (!train.empty()) {
+    svg << "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"";
+    for (const auto& p : train)
+      if (std::isfinite(p.value)) svg << X(p.step) << "," << Y(p.value) << " ";
+    svg << "\"/>\n";
+  }
+  for (const auto& p : eval)
+    if (std::isfinite(p.value))
+      svg << "<circle cx=\"" << X(p.step) << "\" cy=\"" << Y(p.value)
+          << "\" r=\"4\" fill=\"#d62728\"/>\n";
+  svg << "<text x=\"" << (W / 2) << "\" y=\"" << H - 6 << "\">step</text>\n</svg>\n";
+  return svg.str();
+}
+
+}  // namespace ph::trainer

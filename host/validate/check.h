@@ -1,0 +1,68 @@
+// The conformance checks of `prompthost-validate` and what they report.
+//
+// A check is a function that returns normally to pass, throws CheckFailed to fail or
+// CheckSkipped to skip; any other exception fails it with its message. It adds notes
+// (numbers it measured, warnings) to the Report as it goes. The runner runs each check
+// in a forked child, so a crash or a hang in the plugin becomes that check's result.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ph::validate {
+
+struct Context {
+  std::string plugin;  // path of the plugin .so
+  uint64_t seed = 1;
+  std::vector<std::string> sets;  // --set key=value: options instead of the defaults
+};
+
+class CheckFailed : public std::runtime_error {
+ public:
+  explicit CheckFailed(const std::string& why) : std::runtime_error(why) {}
+};
+
+class CheckSkipped : public std::runtime_error {
+ public:
+  explicit CheckSkipped(const std::string& why) : std::runtime_error(why) {}
+};
+
+// What a check says besides its verdict: measurements and warnings, one line each.
+struct Report {
+  std::vector<std::string> notes;
+  void note(const std::string& line) { notes.push_back(line); }
+  void warn(const std::string& line) { notes.push_back("warning: " + line); }
+};
+
+// Throws CheckFailed(why) unless `condition` holds.
+inline void require(bool condition, const std::string& why) {
+  if (!condition) throw CheckFailed(why);
+}
+
+struct Check {
+  const char* name;
+  const char* summary;
+  // Needs the plugin to load: skipped when the handshake check failed in the same run.
+  bool needs_load;
+  void (*run)(const Context& ctx, Report& report);
+};
+
+// Every check, in the order they run.
+const std::vector<Check>& all_checks();
+
+// The checks, one group per file.
+void check_symbols(const Context& ctx, Report& report);           // checks_library.cpp
+void check_handshake(const Context& ctx, Report& report);         // checks_library.cpp
+void check_metadata(const Context& ctx, Report& report);          // checks_library.cpp
+void check_load_unload(const Context& ctx, Report& report);       // checks_library.cpp
+void check_bad_configs(const Context& ctx, Report& report);       // checks_config.cpp
+void check_gradient(const Context& ctx, Report& report);          // checks_training.cpp
+void check_parameters(const Context& ctx, Report& report);        // checks_training.cpp
+void check_random_batches(const Context& ctx, Report& report);    // checks_training.cpp
+void check_state_round_trip(const Context& ctx, Report& report);  // checks_state.cpp
+void check_determinism(const Context& ctx, Report& report);       // checks_state.cpp
+void check_export(const Context& ctx, Report& report);            // checks_state.cpp
+
+}  // namespace ph::validate

@@ -1,0 +1,188 @@
+// The trainer end to end with the prompt_tuning plugin on the bundled demo model:
+// resume continues bit for bit, the adapter has PEFT's exact layout, and bad input
+// (options, model, data, an adapter for another model) is a clear error.
+#include <catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+
+#include "host/trainer/adapter_files.h"
+#include "host/trainer/adapter_loading.h"
+#include "host/trainer/run_files.h"
+#include "host/trainer/trainer.h"
+#include "models/common/error.h"
+#include "models/loader/safetensors.h"
+#include "test_support.h"
+
+using namespace ph;
+using namespace ph::trainer;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The first n lines of the demo's topic training data, as a data file of its own.
+std::string topic_subset(int n) {
+  const std::string path = test::temp_dir("trainer_subset") + "/train.jsonl";
+  std::ifstream in(test::source_path("models/demo/tasks/topic/train.jsonl"));
+  std::ofstream out(path);
+  std::string line;
+  for (int i = 0; i < n && std::getline(in, line); ++i) out << line << "\n";
+  return path;
+}
+
+TrainConfig small_run(const std::string& out) {
+  TrainConfig c;
+  c.plugin = "prompt_tuning";
+  c.model = test::source_path("models/demo/hf");
+  c.data = topic_subset(24);
+  c.output_dir = out;
+  c.max_steps = 6;
+  c.batch_size = 4;
+  c.lr = 0.03;
+  c.warmup_steps = 2;
+  c.seed = 7;
+  c.threads = 1;
+  c.quiet = true;
+  c.set = {"num_virtual_tokens=5"};
+  return c;
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("a run stopped and resumed ends with exactly the parameters of an uninterrupted run",
+          "[trainer]") {
+  const std::string whole = test::temp_dir("trainer_whole"),
+                    split = test::temp_dir("trainer_split");
+  const TrainSummary a = train(small_run(whole));
+  CHECK(a.steps == 6);
+  TrainConfig first = small_run(split);
+  first.stop_after = 3;
+  const TrainSummary b1 = train(first);
+  CHECK(b1.steps == 3);
+  TrainConfig resume;
+  resume.threads = 1;
+  resume.quiet = true;
+  const TrainSummary b2 = train(resume, split);
+  CHECK(b2.steps == 6);
+  // parameters and both AdamW moments, byte for byte
+  const std::string state_a = read_bytes(whole + "/" + kTrainingStateFile);
+  const std::string state_b = read_bytes(split + "/" + kTrainingStateFile);
+  REQUIRE(!state_a.empty());
+  CHECK(state_a == state_b);
+  CHECK(read_bytes(whole + "/" + kAdapterModelFile) == read_bytes(split + "/" + kAdapterModelFile));
+  // the parameters moved: training happened
+  TrainConfig none = small_run(test::temp_dir("trainer_zero"));
+  none.max_steps = 1;
+  none.lr = 0.0;
+  none.warmup_steps = 0;
+  train(none);
+  CHECK(read_bytes(none.output_dir + "/" + kAdapterModelFile) !=
+        read_bytes(whole + "/" + kAdapterModelFile));
+  // the run's other files
+  CHECK(fs::exists(whole + "/metrics.jsonl"));
+  CHECK(fs::exists(whole + "/loss_curve.svg"));
+  CHECK(read_json(whole + "/" + kTrainerStateFile)["loop"]["step"] == 6);
+}
+
+TEST_CASE("the adapter has PEFT's exact layout for prompt tuning", "[trainer]") {
+  const std::string out = test::temp_dir("trainer_layout");
+  train(small_run(out));
+  // peft-spec §3: the 17 keys PEFT writes for PROMPT_TUNING
+  const std::set<std::string> expected = {"auto_mapping",
+                                          "base_model_name_or_path",
+                                          "inference_mode",
+                                          "modules_to_save",
+                                          "num_attention_heads",
+                                          "num_layers",
+                                          "num_transformer_submodules",
+                                          "num_virtual_tokens",
+                                          "peft_type",
+                                          "peft_version",
+                                          "prompt_tuning_init",
+                                          "prompt_tuning_init_text",
+                                          "revision",
+                                          "task_type",
+                                          "token_dim",
+                                          "tokenizer_kwargs",
+                                          "tokenizer_name_or_path"};
+  const auto cfg = read_json(out + "/" + kAdapterConfigFile);
+  std::set<std::string> keys;
+  for (auto it = cfg.begin(); it != cfg.end(); ++it) keys.insert(it.key());
+  CHECK(keys == expected);
+  CHECK(cfg["peft_type"] == "PROMPT_TUNING");
+  CHECK(cfg["task_type"] == "CAUSAL_LM");
+  CHECK(cfg["inference_mode"] == true);
+  CHECK(cfg["num_virtual_tokens"] == 5);
+  CHECK(cfg["token_dim"] == 128);
+  CHECK(cfg["num_layers"] == 5);
+  CHECK(cfg["num_attention_heads"] == 4);
+  CHECK(cfg["num_transformer_submodules"] == 1);
+  CHECK(cfg["prompt_tuning_init"] == "RANDOM");
+  // one tensor, prompt_embeddings F32 [n, token_dim], metadata {"format": "pt"}
+  SafetensorsFile f(out + "/" + kAdapterModelFile);
+  REQUIRE(f.tensors().size() == 1);
+  CHECK(f.tensors()[0].name == "prompt_embeddings");
+  CHECK(f.tensors()[0].dtype == DType::kF32);
+  CHECK(f.tensors()[0].shape == std::vector<int64_t>{5, 128});
+  CHECK(f.metadata() == std::map<std::string, std::string>{{"format", "pt"}});
+}
+
+TEST_CASE("bad options, models, data and adapters are clear errors", "[trainer]") {
+  using Catch::Contains;
+  TrainConfig c = small_run(test::temp_dir("trainer_errors"));
+  c.set = {"bogus_option=1"};
+  CHECK_THAT(error_of([&] { train(c); }), Contains("bogus_option"));
+  c.set = {"num_virtual_tokens=abc"};
+  CHECK_THAT(error_of([&] { train(c); }), Contains("num_virtual_tokens"));
+  c.set = {"num_virtual_tokens=0"};
+  CHECK_THAT(error_of([&] { train(c); }), Contains("num_virtual_tokens"));
+  c.set = {"prompt_tuning_init=MAGIC"};
+  CHECK_THAT(error_of([&] { train(c); }), Contains("prompt_tuning_init"));
+  c.set = {"prompt_tuning_init=TEXT"};
+  CHECK_THAT(error_of([&] { train(c); }), Contains("prompt_tuning_init_text"));
+  c.set = {};
+  c.model = "/nonexistent/model";
+  CHECK_THAT(error_of([&] { train(c); }), Contains("/nonexistent/model"));
+  c = small_run(c.output_dir);
+  const std::string bad = test::temp_dir("trainer_bad_data") + "/bad.jsonl";
+  std::ofstream(bad) << "{\"text\": \"fine\"}\n{\"output\": \"no input\"}\n";
+  c.data = bad;
+  CHECK_THAT(error_of([&] { train(c); }), Contains("bad.jsonl:2"));
+  c = small_run(c.output_dir);
+  c.plugin = "no_such_method";
+  CHECK_THAT(error_of([&] { train(c); }), Contains("no_such_method"));
+}
+
+TEST_CASE("an adapter made for another model is refused", "[trainer]") {
+  const std::string out = test::temp_dir("trainer_other_model");
+  train(small_run(out));
+  const Model other = load_model(test::fixtures_dir() + "/models/llama-tiny");
+  host::ModelHost host(other, nullptr);
+  CHECK_THAT(error_of([&] { open_adapter(out, host, {}); }),
+             Catch::Contains("made for a model with dim = 128, this model has 64"));
+  // and on the right model it opens and produces its tensors
+  const Model demo = load_model(test::source_path("models/demo/hf"));
+  host::ModelHost demo_host(demo, nullptr);
+  LoadedAdapter a = open_adapter(out, demo_host, {});
+  const Injection inj = a.method->forward(1, {}, false);
+  SafetensorsFile f(out + "/" + kAdapterModelFile);
+  const FloatTensor saved = f.to_float("prompt_embeddings");
+  REQUIRE(inj.virtual_tokens.size() == saved.numel);
+  CHECK(std::equal(saved.data, saved.data + saved.numel, inj.virtual_tokens.begin()));
+}
