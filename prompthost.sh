@@ -56,9 +56,8 @@ case "${1:-}" in
   demo)
     build_all
     shift
-    echo "prompthost: greedy continuation of a prompt by the bundled demo model (models/demo)"
-    "$build/host/prompthost" generate --model "$here/models/demo/hf" \
-      --prompt "The computer" --max-new-tokens 60 --temperature 0 "$@"
+    echo "prompthost: training prefix tuning on the bundled demo model's topic task (models/demo)"
+    "$build/host/prompthost" train --plugin prefix_tuning --output "$here/runs/demo-prefix_tuning" "$@"
     ;;
   *)
     sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'

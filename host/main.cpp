@@ -16,6 +16,8 @@ const ph::cli::Command kCommands[] = {
      ph::cli::inspect_command},
     {"plugins", "list the method plugins found and why others do not load",
      ph::cli::plugins_command},
+    {"bench", "time training steps or decoding against the PyTorch baseline's workloads",
+     ph::cli::bench_command},
 };
 
 void print_usage(FILE* out) {

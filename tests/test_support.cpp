@@ -39,3 +39,30 @@ double relative_l2(const float* a, const float* b, size_t n) {
 }
 
 }  // namespace ph::test
+
+namespace ph::test {
+
+xt::xtensor<float, 5> prefix_from_flat(const float* flat, int n, int L, int G, int hd) {
+  xt::xtensor<float, 5> p = xt::zeros<float>({L, 2, G, n, hd});
+  for (int j = 0; j < n; ++j)
+    for (int l = 0; l < L; ++l)
+      for (int kv = 0; kv < 2; ++kv)
+        for (int g = 0; g < G; ++g)
+          for (int i = 0; i < hd; ++i)
+            p(l, kv, g, j, i) = flat[(size_t)j * L * 2 * G * hd + ((2 * l + kv) * G + g) * hd + i];
+  return p;
+}
+
+std::vector<float> prefix_to_flat(const xt::xtensor<float, 5>& p) {
+  const size_t L = p.shape(0), G = p.shape(2), n = p.shape(3), hd = p.shape(4);
+  std::vector<float> flat(p.size());
+  for (size_t j = 0; j < n; ++j)
+    for (size_t l = 0; l < L; ++l)
+      for (size_t kv = 0; kv < 2; ++kv)
+        for (size_t g = 0; g < G; ++g)
+          for (size_t i = 0; i < hd; ++i)
+            flat[j * L * 2 * G * hd + ((2 * l + kv) * G + g) * hd + i] = p(l, kv, g, j, i);
+  return flat;
+}
+
+}  // namespace ph::test

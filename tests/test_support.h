@@ -22,3 +22,17 @@ namespace ph::test {
 double relative_l2(const float* a, const float* b, size_t n);
 
 }  // namespace ph::test
+
+#include <vector>
+
+#include <xtensor/xtensor.hpp>
+
+namespace ph::test {
+
+// PEFT's flat key/value prefix [n, L*2*kv_heads*head_dim] (row 2l = keys of layer l, 2l+1
+// = values) <-> the engine's [L, 2, kv_heads, n, head_dim].
+xt::xtensor<float, 5> prefix_from_flat(const float* flat, int n, int layers, int kv_heads,
+                                       int head_dim);
+std::vector<float> prefix_to_flat(const xt::xtensor<float, 5>& prefix);
+
+}  // namespace ph::test

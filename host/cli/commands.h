@@ -20,5 +20,6 @@ int eval_command(int argc, char** argv);
 int generate_command(int argc, char** argv);
 int inspect_command(int argc, char** argv);
 int plugins_command(int argc, char** argv);
+int bench_command(int argc, char** argv);
 
 }  // namespace ph::cli

@@ -1,5 +1,6 @@
 // `prompthost train`: train a method plugin's soft prompt on a frozen model.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -149,7 +150,11 @@ int train_command(int argc, char** argv) {
         std::fprintf(stderr, "%s--data is required with --model\n", kPrefix);
         return kExitUsage;
       }
-      if (c.output_dir.empty()) c.output_dir = "runs/" + c.plugin;
+      if (c.output_dir.empty()) {  // runs/<method>, also for --plugin path/to/ph_x.so
+        std::string stem = std::filesystem::path(c.plugin).stem().string();
+        if (stem.rfind("ph_", 0) == 0 && c.plugin.find('/') != std::string::npos) stem = stem.substr(3);
+        c.output_dir = "runs/" + stem;
+      }
       if (!config_file.empty()) c.method_config = trainer::read_json(config_file);
     }
     print_report(trainer::train(c, resume));

@@ -104,12 +104,12 @@ std::string MethodInstance::context(const char* call) const {
 }
 
 MethodInstance::MethodInstance(std::shared_ptr<PluginLibrary> library, const ModelHost& model_host,
-                               const nlohmann::json& options, uint64_t seed)
+                               const nlohmann::json& options, uint64_t seed, bool for_import)
     : library_(std::move(library)), model_host_(model_host), options_(options) {
   if (!library_) throw Error("MethodInstance: no plugin library");
   const std::string config = options_.dump();
   check_status(library_->entry().create(model_host_.table(), &model_host_.info(), config.c_str(),
-                                        seed, &method_),
+                                        seed, for_import ? (uint32_t)PH_CREATE_FOR_IMPORT : 0u, &method_),
                context("create"));
   if (!method_) throw Error(context("create") + ": reported success but returned no instance");
   try {

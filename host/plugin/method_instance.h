@@ -50,8 +50,9 @@ class MethodInstance {
   // checks what it reports: its table, its injection spec, every parameter's tensors
   // (float32 on the CPU, compact row-major, grad shaped as value). Throws ph::Error
   // naming the plugin and the problem; a created-but-rejected instance is destroyed.
+  // for_import: the instance is made to receive import_adapter (PH_CREATE_FOR_IMPORT).
   MethodInstance(std::shared_ptr<PluginLibrary> library, const ModelHost& model_host,
-                 const nlohmann::json& options, uint64_t seed);
+                 const nlohmann::json& options, uint64_t seed, bool for_import = false);
   ~MethodInstance();
   MethodInstance(const MethodInstance&) = delete;
   MethodInstance& operator=(const MethodInstance&) = delete;

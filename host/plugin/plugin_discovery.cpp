@@ -62,6 +62,14 @@ std::vector<std::string> plugin_search_path(const std::vector<std::string>& extr
       start = colon + 1;
     }
   }
+  // An installed prompthost finds its plugins beside itself (<prefix>/bin/../lib/...),
+  // wherever the prefix was moved to; a build's prompthost finds the build's plugins.
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path beside = exe.parent_path().parent_path() / "lib/prompthost/plugins";
+    if (is_dir(beside.string())) add(beside.string());
+  }
   add(PROMPTHOST_BUILD_PLUGIN_DIR);
   add(PROMPTHOST_INSTALL_PLUGIN_DIR);
   return dirs;

@@ -8,6 +8,7 @@
 #include <new>
 
 #include "host/plugin/random_service.h"
+#include "host/plugin/tensor_files_service.h"
 #include "models/common/error.h"
 
 #ifndef PROMPTHOST_VERSION
@@ -92,6 +93,7 @@ const ph_host* base_host() {
 
 const void* base_service(const char* id) {
   if (id && !std::strcmp(id, PH_SERVICE_RANDOM)) return random_service();
+  if (id && !std::strcmp(id, PH_SERVICE_TENSOR_FILES)) return tensor_files_service();
   return nullptr;
 }
 

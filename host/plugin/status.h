@@ -10,7 +10,8 @@ namespace ph::host {
 // The ph_host every plugin's init receives (status, log, get_service; no model).
 const ph_host* base_host();
 
-// The services every host table of this process offers (ph.host.random/1), or NULL.
+// The services every host table of this process offers (ph.host.random/1,
+// ph.host.tensor-files/1), or NULL.
 // A ModelHost answers its own ids first and falls back to this.
 const void* base_service(const char* id);
 

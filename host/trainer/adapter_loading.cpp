@@ -60,7 +60,7 @@ LoadedAdapter open_adapter(const std::string& dir, const host::ModelHost& model_
   }
   try {
     options = host::resolve_options(d, options, {});
-    out.method = std::make_unique<host::MethodInstance>(library, model_host, options, 0);
+    out.method = std::make_unique<host::MethodInstance>(library, model_host, options, 0, true);
     load_adapter_tensors(dir, *out.method);
   } catch (const Error& e) {
     throw Error(dir + ": " + e.what());

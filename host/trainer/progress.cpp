@@ -28,7 +28,8 @@ void Progress::update(int done, const std::string& status) {
   if (quiet_) return;
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double eta = done > 0 ? elapsed / done * (total_ - done) : 0.0;
+  const int measured = done - start_done_;
+  const double eta = measured > 0 ? elapsed / measured * (total_ - done) : 0.0;
   if (terminal_) {
     const int width = 24, filled = total_ > 0 ? width * done / total_ : 0;
     std::string bar(filled, '#');

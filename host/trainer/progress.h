@@ -14,13 +14,18 @@ class Progress {
   void update(int done, const std::string& status);
   // Ends the bar's line (terminal) before other output.
   void finish_line();
-  // Starts the clock the ETA is computed from (when the measured work begins).
-  void restart() { start_ = std::chrono::steady_clock::now(); }
+  // Starts the clock the ETA is computed from, with `done` units already behind (a
+  // resumed run).
+  void restart(int done) {
+    start_ = std::chrono::steady_clock::now();
+    start_done_ = done;
+  }
   // Prints a line of its own without breaking the bar.
   void message(const std::string& line);
 
  private:
   int total_, log_every_;
+  int start_done_ = 0;
   bool quiet_, terminal_, bar_open_ = false;
   std::chrono::steady_clock::time_point start_;
 };

@@ -320,7 +320,7 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   pass_options.recompute = cfg.recompute;
   TrainingPass pass(model, pass_options);
   const auto t_loop = Clock::now();
-  progress.restart();
+  progress.restart(loop.step);
   long tokens_seen = 0;
   bool stop = false;
   while (loop.step < total_steps && !stop) {

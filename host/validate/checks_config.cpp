@@ -101,7 +101,7 @@ std::string create_raw(const Fixture& f, const std::string& config_text, ph_code
   const ph_host* host = f.model_host->table();
   ph_method sentinel{};
   ph_method* out = &sentinel;
-  ph_status* status = entry.create(host, &f.model_host->info(), config_text.c_str(), 1, &out);
+  ph_status* status = entry.create(host, &f.model_host->info(), config_text.c_str(), 1, 0, &out);
   if (!status) {
     if (out && out != &sentinel) out->destroy(out);
     return "accepted";

@@ -180,7 +180,9 @@ static void describe_matrix(DLTensor* t, float* data, int64_t* shape) {
 }
 
 static ph_status* raw_create(const ph_host* host, const ph_model_info* model,
-                             const char* config_json, uint64_t seed, ph_method** out) {
+                             const char* config_json, uint64_t seed, uint32_t flags,
+                             ph_method** out) {
+  (void)flags;
   const ph_host_random* random = (const ph_host_random*)host->get_service(host, PH_SERVICE_RANDOM);
   if (!random) return error(host, PH_ERR_UNSUPPORTED, "the host has no ph.host.random/1");
   const long n = config_tokens(config_json);

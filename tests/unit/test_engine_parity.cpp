@@ -44,17 +44,8 @@ Case read_case(const std::string& path, const Model& model) {
   const bool prefix = c.method == "prefix_tuning";
   int n = 0;
   if (prefix) {
-    // PEFT's flat [n, L*2*kv_heads*head_dim] -> [L, 2, kv_heads, n, head_dim]
     n = (int)inj.shape[0];
-    const int L = mc.n_layers, G = mc.n_kv_heads, hd = mc.head_dim;
-    c.injection.prefix = xt::zeros<float>({L, 2, G, n, hd});
-    for (int j = 0; j < n; ++j)
-      for (int l = 0; l < L; ++l)
-        for (int kv = 0; kv < 2; ++kv)
-          for (int g = 0; g < G; ++g)
-            for (int i = 0; i < hd; ++i)
-              c.injection.prefix(l, kv, g, j, i) =
-                  inj.data[(size_t)j * L * 2 * G * hd + ((2 * l + kv) * G + g) * hd + i];
+    c.injection.prefix = test::prefix_from_flat(inj.data, n, mc.n_layers, mc.n_kv_heads, mc.head_dim);
   } else {
     const bool per_example = inj.shape.size() == 3;
     const size_t sets = per_example ? inj.shape[0] : 1;
@@ -125,15 +116,7 @@ TEST_CASE("engine matches the PyTorch reference on every fixture case", "[parity
       pass.backward(grad);
       std::vector<float> g;
       if (c.method == "prefix_tuning") {  // back to PEFT's flat layout
-        const auto& p = grad.prefix;
-        const size_t L = p.shape(0), G = p.shape(2), n = p.shape(3), hd = p.shape(4);
-        g.resize(c.grad_injection.numel);
-        for (size_t j = 0; j < n; ++j)
-          for (size_t l = 0; l < L; ++l)
-            for (size_t kv = 0; kv < 2; ++kv)
-              for (size_t h = 0; h < G; ++h)
-                for (size_t i = 0; i < hd; ++i)
-                  g[j * L * 2 * G * hd + ((2 * l + kv) * G + h) * hd + i] = p(l, kv, h, j, i);
+        g = test::prefix_to_flat(grad.prefix);
       } else {
         g.assign(grad.virtual_tokens.begin(), grad.virtual_tokens.end());
       }

@@ -5,13 +5,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <set>
 #include <vector>
 
 #include "host/plugin/dl_tensor.h"
 #include "host/plugin/random_service.h"
 #include "host/plugin/status.h"
+#include "host/plugin/tensor_files_service.h"
 #include "models/common/error.h"
+#include "models/loader/safetensors.h"
+#include "test_support.h"
 
 using namespace ph::host;
 
@@ -219,4 +223,90 @@ TEST_CASE("for_each_offset walks row-major indices over any strides") {
   int calls = 0;
   for_each_offset(scalar.dl, [&](int64_t, int64_t) { ++calls; });
   CHECK(calls == 1);
+}
+
+TEST_CASE("tensor-files reads tensors of safetensors files and adapter folders, naming both") {
+  const ph_host* host = base_host();
+  const auto* files =
+      static_cast<const ph_host_tensor_files*>(host->get_service(host, PH_SERVICE_TENSOR_FILES));
+  REQUIRE(files != nullptr);
+  REQUIRE(files == tensor_files_service());
+  CHECK(files->struct_size == sizeof(ph_host_tensor_files));
+  CHECK(host->get_service(host, "ph.host.tensor-files/2") == nullptr);
+
+  const std::string dir = ph::test::temp_dir("tensor_files");
+  const std::string file = dir + "/adapter_model.safetensors";
+  std::vector<float> a(2 * 3 * 4);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = 0.5f * (float)i - 3.0f;
+  const std::vector<int64_t> ids = {7, 8};
+  ph::write_safetensors(
+      file, {ph::f32_tensor("a", {2, 3, 4}, a.data()), ph::i64_tensor("ids", {2}, ids.data())});
+
+  // shape, from the file and from its folder
+  for (const std::string& path : {file, dir}) {
+    INFO("path " << path);
+    int32_t ndim = -1;
+    int64_t shape[8] = {0};
+    REQUIRE(code_of(files->tensor_shape(host, path.c_str(), "a", &ndim, shape)) == PH_OK);
+    CHECK(ndim == 3);
+    CHECK(std::vector<int64_t>(shape, shape + 3) == std::vector<int64_t>{2, 3, 4});
+    std::vector<float> out(a.size(), -1.0f);
+    TestTensor t(out.data(), {2, 3, 4});
+    REQUIRE(code_of(files->read_tensor(host, path.c_str(), "a", &t.dl)) == PH_OK);
+    CHECK(out == a);
+  }
+
+  // a strided, offset output gets the same values at the same indices
+  std::vector<float> big(2 * 3 * 8 + 1, 99.0f);
+  TestTensor strided(big.data(), {2, 3, 4}, {24, 8, 2}, kFloat32, sizeof(float));
+  REQUIRE(code_of(files->read_tensor(host, file.c_str(), "a", &strided.dl)) == PH_OK);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 4; ++k) CHECK(big[1 + i * 24 + j * 8 + k * 2] == a[(i * 3 + j) * 4 + k]);
+  CHECK(big[0] == 99.0f);
+  CHECK(big[2] == 99.0f);
+
+  // errors name the file and the tensor, and leave the outputs untouched
+  auto error = [&](ph_status* s, ph_code want, const std::vector<std::string>& parts) {
+    REQUIRE(s != nullptr);
+    CHECK(status_code(s) == want);
+    const std::string message = status_message(s);
+    INFO("message: " << message);
+    for (const auto& p : parts) CHECK(message.find(p) != std::string::npos);
+    host->status_release(host, s);
+  };
+  std::vector<float> out(a.size(), -1.0f);
+  TestTensor t(out.data(), {2, 3, 4});
+  error(files->read_tensor(host, file.c_str(), "b", &t.dl), PH_ERR_INVALID_ARGUMENT,
+        {"ph.host.tensor-files/1", file, "'b'", "a, ids"});
+  error(files->read_tensor(host, (dir + "/none.safetensors").c_str(), "a", &t.dl), PH_ERR_IO,
+        {"none.safetensors"});
+  const std::string empty_dir = ph::test::temp_dir("tensor_files_empty");
+  error(files->read_tensor(host, empty_dir.c_str(), "a", &t.dl), PH_ERR_IO,
+        {empty_dir, "adapter_model.safetensors"});
+  TestTensor wrong(out.data(), {3, 2, 4});
+  error(files->read_tensor(host, file.c_str(), "a", &wrong.dl), PH_ERR_INVALID_ARGUMENT,
+        {file, "'a'", "[2, 3, 4]", "[3, 2, 4]"});
+  TestTensor rank(out.data(), {24});
+  error(files->read_tensor(host, file.c_str(), "a", &rank.dl), PH_ERR_INVALID_ARGUMENT,
+        {file, "'a'", "rank"});
+  error(files->read_tensor(host, file.c_str(), "ids", &t.dl), PH_ERR_INVALID_ARGUMENT,
+        {file, "'ids'"});
+  std::vector<float> two(2);
+  TestTensor two_t(two.data(), {2});
+  error(files->read_tensor(host, file.c_str(), "ids", &two_t.dl), PH_ERR_INVALID_ARGUMENT,
+        {file, "'ids'", "I64"});
+  error(files->read_tensor(host, file.c_str(), "a", nullptr), PH_ERR_INVALID_ARGUMENT, {"'a'"});
+  const std::string corrupt = dir + "/corrupt.safetensors";
+  const char bad_header[] = "\x10\0\0\0\0\0\0\0{not json}......";
+  std::ofstream(corrupt, std::ios::binary).write(bad_header, sizeof(bad_header) - 1);
+  error(files->read_tensor(host, corrupt.c_str(), "a", &t.dl), PH_ERR_DATA_LOSS, {corrupt});
+  int32_t ndim = -1;
+  int64_t shape[8] = {0};
+  error(files->tensor_shape(host, corrupt.c_str(), "a", &ndim, shape), PH_ERR_DATA_LOSS, {corrupt});
+  error(files->tensor_shape(host, file.c_str(), "zz", &ndim, shape), PH_ERR_INVALID_ARGUMENT,
+        {file, "'zz'"});
+  error(files->tensor_shape(host, nullptr, "a", &ndim, shape), PH_ERR_INVALID_ARGUMENT, {"path"});
+  CHECK(ndim == -1);
+  CHECK(std::all_of(out.begin(), out.end(), [](float v) { return v == -1.0f; }));
 }

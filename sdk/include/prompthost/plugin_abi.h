@@ -144,6 +144,24 @@ typedef struct ph_host_model {
   ph_status* (*prefix_from_text)(const ph_host* host, const char* text, DLTensor* out);
 } ph_host_model;
 
+/* "ph.host.tensor-files/1": tensors of saved adapters and safetensors files, so that a
+ * plugin can initialise from another adapter (e.g. the source adapter of multitask
+ * prompt tuning) without parsing files itself. `path` is a .safetensors file or an
+ * adapter folder (then its adapter_model.safetensors). Stored F32, F16, BF16 and F64
+ * tensors are read as float32. Errors (PH_ERR_IO for a missing or unreadable file,
+ * PH_ERR_DATA_LOSS for a corrupt one, PH_ERR_INVALID_ARGUMENT for an absent tensor or a
+ * wrong output) name the file and the tensor. [thread-safe]. Since 1.0. */
+#define PH_SERVICE_TENSOR_FILES "ph.host.tensor-files/1"
+typedef struct ph_host_tensor_files {
+  uint32_t struct_size;
+  /* The rank (*ndim, at most 8) and sizes (shape[0 .. *ndim-1]; shape has room for 8)
+   * of tensor `name` in `path`. */
+  ph_status* (*tensor_shape)(const ph_host* host, const char* path, const char* name, int32_t* ndim,
+                             int64_t* shape);
+  /* Reads tensor `name` of `path` into `out` (float32, the tensor's exact shape). */
+  ph_status* (*read_tensor)(const ph_host* host, const char* path, const char* name, DLTensor* out);
+} ph_host_tensor_files;
+
 /* ------------------------------------------------------------------ method description */
 
 typedef int32_t ph_option_type;
@@ -295,10 +313,18 @@ typedef struct ph_plugin_entry {
    * option (validated against the declaration; the method checks what the declaration
    * cannot say and fails with PH_ERR_INVALID_CONFIG naming the option), `seed` seeds its
    * initialisation through ph.host.random/1. `model_host` serves ph.host.model/1 for
-   * this model. On success *out is set. [thread-safe] */
+   * this model. `flags`: PH_CREATE_* bits. On success *out is set. [thread-safe] */
   ph_status* (*create)(const ph_host* model_host, const ph_model_info* model,
-                       const char* config_json, uint64_t seed, ph_method** out);
+                       const char* config_json, uint64_t seed, uint32_t flags, ph_method** out);
 } ph_plugin_entry;
+
+/* ph_plugin_entry.create flags. */
+enum {
+  /* The instance is made to receive import_adapter at once (loading a saved adapter):
+   * skip initialisation work whose result the import overwrites, such as reading a
+   * source adapter's file or running the model on an initialisation text. */
+  PH_CREATE_FOR_IMPORT = 1u
+};
 
 /* The one symbol a plugin exports. */
 typedef const ph_plugin_entry* (*ph_plugin_entry_fn)(void);
@@ -316,6 +342,7 @@ typedef const ph_plugin_entry* (*ph_plugin_entry_fn)(void);
 PH_STATIC_ASSERT(offsetof(ph_host, get_service) == 56, "ph_host 1.0 layout changed");
 PH_STATIC_ASSERT(offsetof(ph_host_random, fill_integers) == 24, "ph_host_random 1.0 layout");
 PH_STATIC_ASSERT(offsetof(ph_host_model, prefix_from_text) == 24, "ph_host_model 1.0 layout");
+PH_STATIC_ASSERT(offsetof(ph_host_tensor_files, read_tensor) == 16, "ph_host_tensor_files 1.0");
 PH_STATIC_ASSERT(offsetof(ph_model_info, eos_id) == 48, "ph_model_info 1.0 layout changed");
 PH_STATIC_ASSERT(offsetof(ph_option, nullable) == 64, "ph_option 1.0 layout changed");
 PH_STATIC_ASSERT(offsetof(ph_method_descriptor, n_options) == 48, "ph_method_descriptor 1.0");

@@ -30,6 +30,9 @@ struct MethodContext {
   ph_model_info model{};
   nlohmann::json config;  // every declared option, defaults filled in
   uint64_t seed = 0;
+  // PH_CREATE_FOR_IMPORT: the parameters will be overwritten by import_adapter at once,
+  // so initialisation that reads files or runs the model may be skipped.
+  bool for_import = false;
 
   const ph_host_random& random() const { return service<ph_host_random>(PH_SERVICE_RANDOM); }
   const ph_host_model& model_service() const { return service<ph_host_model>(PH_SERVICE_MODEL); }
@@ -201,7 +204,7 @@ inline const void* get_extension(const ph_method*, const char*) {
 
 template <class M>
 ph_status* create(const ph_host* host, const ph_model_info* model, const char* config_json,
-                  uint64_t seed, ph_method** out) {
+                  uint64_t seed, uint32_t flags, ph_method** out) {
   return guard(host, [&] {
     if (!model || !out) throw Error(PH_ERR_INVALID_ARGUMENT, "create: null model or output");
     MethodContext ctx;
@@ -210,6 +213,7 @@ ph_status* create(const ph_host* host, const ph_model_info* model, const char* c
     ctx.config = nlohmann::json::parse(config_json ? config_json : "{}");
     if (!ctx.config.is_object()) throw Error(PH_ERR_INVALID_CONFIG, "config is not a JSON object");
     ctx.seed = seed;
+    ctx.for_import = (flags & PH_CREATE_FOR_IMPORT) != 0;
     auto in = std::make_unique<Instance>();
     in->host = host;
     in->method = std::make_unique<M>(ctx);

@@ -1,0 +1,209 @@
+// `prompthost bench`: time a training step or decoding on a model shape with random
+// weights, printing one JSON line with the keys of bench/torch_baseline.py so the two
+// compare directly (same shapes, workloads and definitions).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cmath>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+#include <xtensor/xview.hpp>
+
+#include "host/cli/commands.h"
+#include "host/plugin/method_instance.h"
+#include "host/plugin/method_options.h"
+#include "host/plugin/plugin_discovery.h"
+#include "host/trainer/optimizer.h"
+#include "models/common/error.h"
+#include "models/engine/engine.h"
+#include "models/loader/random_model.h"
+
+namespace ph::cli {
+
+namespace {
+
+namespace po = boost::program_options;
+using Clock = std::chrono::steady_clock;
+
+// The shapes of torch_baseline.py.
+ModelConfig shape_config(const std::string& name) {
+  ModelConfig c;
+  if (name == "gpt2-small") {
+    c.arch = Arch::kGpt2;
+    c.n_layers = 12, c.dim = 768, c.n_heads = 12, c.n_kv_heads = 12, c.head_dim = 64;
+    c.ffn_dim = 3072, c.vocab_size = 50257, c.max_positions = 1024, c.tied_head = true;
+  } else if (name == "smollm2-135m") {
+    c.n_layers = 30, c.dim = 576, c.n_heads = 9, c.n_kv_heads = 3, c.head_dim = 64;
+    c.ffn_dim = 1536, c.vocab_size = 49152, c.max_positions = 2048, c.rope_theta = 100000.0f;
+    c.tied_head = true;
+  } else if (name == "tiny-llama") {
+    c.n_layers = 4, c.dim = 128, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 32;
+    c.ffn_dim = 344, c.vocab_size = 1024, c.max_positions = 512;
+  } else {
+    throw Error("--shape: expected gpt2-small, smollm2-135m or tiny-llama, got \"" + name + "\"");
+  }
+  return c;
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;
+}
+
+double round2(double v) { return std::round(v * 100) / 100; }
+
+}  // namespace
+
+int bench_command(int argc, char** argv) {
+  std::string shape, plugin, workload, model_path;
+  int batch = 8, seq = 128, virt = 20, steps = 10, warmup = 2, threads = 2, new_tokens = 64;
+  uint64_t seed = 0;
+  po::options_description desc("Options");
+  // clang-format off
+  desc.add_options()
+    ("help,h", "show this help and exit")
+    ("shape", po::value(&shape)->default_value("gpt2-small"), "gpt2-small, smollm2-135m or tiny-llama (random weights)")
+    ("model", po::value(&model_path), "a real model instead of --shape")
+    ("plugin", po::value(&plugin)->default_value("prompt_tuning"), "prompt_tuning or prefix_tuning (with its MLP, hidden 512, as the baseline)")
+    ("workload", po::value(&workload)->default_value("lm"), "lm (every token labelled), cls (lengths in [seq/4, seq], last 2 labelled), generate (batch 1 greedy decoding)")
+    ("batch", po::value(&batch)->default_value(8), "examples per step")
+    ("seq", po::value(&seq)->default_value(128), "text tokens per example (the prompt for generate)")
+    ("virtual", po::value(&virt)->default_value(20), "virtual tokens / prefix length")
+    ("steps", po::value(&steps)->default_value(10), "timed steps")
+    ("warmup", po::value(&warmup)->default_value(2), "untimed steps first")
+    ("threads", po::value(&threads)->default_value(2), "engine threads")
+    ("new", po::value(&new_tokens)->default_value(64), "tokens to generate (generate)")
+    ("seed", po::value(&seed)->default_value(0), "seed of the weights and data");
+  // clang-format on
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "prompthost bench: %s\n", e.what());
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    std::cout << "Usage: prompthost bench [OPTIONS]\n\nTimes training steps (or decoding) and "
+                 "prints one JSON line with the keys of\nbench/torch_baseline.py.\n\n"
+              << desc
+              << "\nExample:\n  prompthost bench --shape gpt2-small --plugin prompt_tuning "
+                 "--workload lm --batch 8 --seq 128 --virtual 20\n";
+    return kExitOk;
+  }
+  try {
+    set_num_threads(threads);
+    const Model model = model_path.empty() ? make_random_model(shape_config(shape), seed)
+                                           : load_model(model_path);
+    const ModelConfig& c = model.config;
+    auto library = host::find_plugin(plugin, {});
+    std::vector<std::string> sets = {"num_virtual_tokens=" + std::to_string(virt)};
+    if (library->descriptor().name == std::string("prefix_tuning"))
+      sets.insert(sets.end(), {"prefix_projection=true", "encoder_hidden_size=512"});
+    const auto options = host::resolve_options(library->descriptor(), nlohmann::json::object(), sets);
+    host::ModelHost model_host(model, nullptr);
+    host::MethodInstance method(library, model_host, options, seed);
+    const ph_injection_spec spec = method.injection();
+
+    std::mt19937_64 rng(seed + 1);
+    auto token = [&] { return (int32_t)(rng() % c.vocab_size); };
+    nlohmann::json out = {{"impl", "prompthost-" PROMPTHOST_VERSION},
+                          {"shape", model_path.empty() ? shape : model_path},
+                          {"method", library->descriptor().name},
+                          {"threads", threads}};
+
+    if (workload == "generate") {
+      std::vector<int32_t> prompt;
+      for (int k = 0; k < spec.n_virtual; ++k) prompt.push_back(virtual_slot(k));
+      for (int t = 0; t < seq; ++t) prompt.push_back(token());
+      const Injection inj = method.forward(1, {}, false);
+      xt::xtensor<float, 2> rows;
+      if (inj.virtual_tokens.size())
+        rows = xt::xtensor<float, 2>(xt::view(inj.virtual_tokens, 0, xt::all(), xt::all()));
+      auto decode = [&](int n) {
+        KVCache cache = make_kv_cache(model, std::min(c.max_positions, (int)prompt.size() + spec.n_prefix + n));
+        append_prefix(cache, inj.prefix);
+        auto logits = extend(model, cache, prompt, rows);
+        for (int i = 1; i < n; ++i) {
+          const int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+          logits = extend(model, cache, {next});
+        }
+      };
+      for (int w = 0; w < warmup; ++w) decode(2);
+      const auto t0 = Clock::now();
+      decode(new_tokens);
+      const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+      out.update({{"workload", "generate"}, {"prompt_tokens", seq}, {"virtual", virt},
+                  {"new_tokens", new_tokens}, {"tokens_per_s", round2(new_tokens / dt)}});
+    } else if (workload == "lm" || workload == "cls") {
+      std::vector<Sequence> data(batch);
+      long real_tokens = 0;
+      std::uniform_int_distribution<int> len_dist(seq / 4, seq);
+      for (auto& s : data) {
+        const int len = workload == "cls" ? len_dist(rng) : seq;
+        for (int k = 0; k < spec.n_virtual; ++k) {
+          s.tokens.push_back(virtual_slot(k));
+          s.labels.push_back(kIgnoreLabel);
+        }
+        for (int t = 0; t < len; ++t) {
+          s.tokens.push_back(token());
+          const bool scored = workload == "lm" || t >= len - 2;
+          s.labels.push_back(scored ? s.tokens.back() : kIgnoreLabel);
+        }
+        real_tokens += len;
+      }
+      std::vector<size_t> numels;
+      std::vector<trainer::ParamRef> refs;
+      for (const auto& p : method.parameters()) {
+        numels.push_back(p.numel);
+        refs.push_back({p.value, p.grad, p.numel});
+      }
+      trainer::AdamWOptions adamw;
+      trainer::AdamW optimizer(adamw, numels);
+      TrainingPass pass(model);
+      int step_no = 0;
+      auto step = [&] {
+        method.zero_grad();
+        const Injection inj = method.forward(batch, {}, true, step_no);
+        pass.forward(data, inj);
+        InjectionGrad grad;
+        pass.backward(grad);
+        method.backward(batch, {}, grad, step_no);
+        optimizer.update(refs, 1e-3, ++step_no);
+      };
+      for (int w = 0; w < warmup; ++w) step();
+      std::vector<double> times;
+      for (int i = 0; i < steps; ++i) {
+        const auto t0 = Clock::now();
+        step();
+        times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+      }
+      std::vector<double> sorted = times;
+      std::sort(sorted.begin(), sorted.end());
+      const double med = sorted.size() % 2 ? sorted[sorted.size() / 2]
+                                           : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
+      out.update({{"batch", batch}, {"seq", seq}, {"virtual", virt}, {"workload", workload},
+                  {"step_ms_median", round2(med * 1e3)}, {"step_ms_min", round2(sorted[0] * 1e3)},
+                  {"tokens_per_s", std::round(real_tokens / med * 10) / 10}});
+    } else {
+      std::fprintf(stderr, "prompthost bench: --workload must be lm, cls or generate\n");
+      return kExitUsage;
+    }
+    out["peak_rss_mb"] = std::round(peak_rss_mb() * 10) / 10;
+    std::printf("%s\n", out.dump().c_str());
+    return kExitOk;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "prompthost bench: %s\n", e.what());
+    return kExitFailure;
+  }
+}
+
+}  // namespace ph::cli
