@@ -1,7 +1,7 @@
 # prompthost_add_plugin(NAME SOURCES src... [OUTPUT_DIRECTORY dir]
 #                       [INSTALL_DESTINATION dir | NO_INSTALL])
 #
-# Builds a method plugin the way the ABI requires (sdk/include/prompthost/plugin_abi.h):
+# Builds a method plugin the way the ABI requires (sdk/include/prompthost_sdk/plugin_abi.h):
 # a shared library named ph_<NAME>.so that exports exactly one symbol,
 # ph_plugin_entry_v1 (a linker version script hides everything else, so the library can
 # be unloaded and two plugins never bind to each other's C++ symbols), built with hidden

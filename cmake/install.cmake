@@ -1,6 +1,6 @@
 # `cmake --install <build> --prefix P` (included last from the top-level CMakeLists.txt):
 #
-#   P/include/prompthost/...                     the SDK headers            component sdk
+#   P/include/prompthost_sdk/...                     the SDK headers            component sdk
 #   P/lib/cmake/PromptHost/                      the CMake package          component sdk
 #       PromptHostConfig.cmake, PromptHostConfigVersion.cmake (SameMajorVersion),
 #       PromptHostTargets.cmake (PromptHost::sdk), PromptHostAddPlugin.cmake,
@@ -21,7 +21,7 @@ set(PROMPTHOST_INSTALL_CMAKEDIR "lib/cmake/PromptHost")
 # PROMPTHOST_PLUGIN_INSTALL_DIR (lib/prompthost/plugins) comes from PromptHostAddPlugin.cmake.
 
 # The ABI version of the headers, for the package's PromptHost_ABI_MAJOR/MINOR.
-file(STRINGS "${PROJECT_SOURCE_DIR}/sdk/include/prompthost/plugin_abi.h" _ph_abi_defines
+file(STRINGS "${PROJECT_SOURCE_DIR}/sdk/include/prompthost_sdk/plugin_abi.h" _ph_abi_defines
      REGEX "^#define PH_ABI_(MAJOR|MINOR) [0-9]+$")
 string(REGEX REPLACE ".*PH_ABI_MAJOR ([0-9]+).*" "\\1" PromptHost_ABI_MAJOR "${_ph_abi_defines}")
 string(REGEX REPLACE ".*PH_ABI_MINOR ([0-9]+).*" "\\1" PromptHost_ABI_MINOR "${_ph_abi_defines}")
@@ -30,7 +30,7 @@ if(NOT PromptHost_ABI_MAJOR MATCHES "^[0-9]+$" OR NOT PromptHost_ABI_MINOR MATCH
 endif()
 
 # --- the SDK: headers, the exported INTERFACE target, the package files
-install(DIRECTORY "${PROJECT_SOURCE_DIR}/sdk/include/prompthost"
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/sdk/include/prompthost_sdk"
         DESTINATION "${PROMPTHOST_INSTALL_INCLUDEDIR}" COMPONENT sdk)
 set_target_properties(ph_sdk PROPERTIES EXPORT_NAME sdk)
 install(TARGETS ph_sdk EXPORT PromptHostTargets COMPONENT sdk)

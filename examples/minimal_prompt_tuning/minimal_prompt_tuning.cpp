@@ -14,7 +14,7 @@
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xview.hpp>
 
-#include <prompthost/sdk.hpp>  // the ABI (plugin_abi.h) and the C++ helpers
+#include <prompthost_sdk/sdk.hpp>  // the ABI (plugin_abi.h) and the C++ helpers
 
 namespace {
 

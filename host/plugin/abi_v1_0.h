@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "prompthost/plugin_abi.h"
+#include "prompthost_sdk/plugin_abi.h"
 
 namespace ph::host::abi_1_0 {
 

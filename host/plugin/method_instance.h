@@ -13,7 +13,7 @@
 #include "host/plugin/plugin_library.h"
 #include "models/engine/engine.h"
 #include "models/tokenizer/tokenizer.h"
-#include "prompthost/plugin_abi.h"
+#include "prompthost_sdk/plugin_abi.h"
 
 namespace ph::host {
 

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "prompthost/plugin_abi.h"
+#include "prompthost_sdk/plugin_abi.h"
 
 namespace ph::host {
 

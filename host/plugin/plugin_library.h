@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "prompthost/plugin_abi.h"
+#include "prompthost_sdk/plugin_abi.h"
 
 namespace ph::host {
 

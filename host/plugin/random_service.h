@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "prompthost/plugin_abi.h"
+#include "prompthost_sdk/plugin_abi.h"
 
 namespace ph::host {
 

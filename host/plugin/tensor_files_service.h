@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "prompthost/plugin_abi.h"
+#include "prompthost_sdk/plugin_abi.h"
 
 namespace ph::host {
 

@@ -11,7 +11,7 @@
 // mean of its task tables), EXACT_SOURCE_TASK (the source's embedding and the tables of
 // its task prompt_tuning_init_task), ONLY_SOURCE_SHARED (only the source's embedding).
 // The source is read once at creation; loading a saved target never needs it.
-#include <prompthost/sdk.hpp>
+#include <prompthost_sdk/sdk.hpp>
 
 #include <set>
 #include <string>

@@ -3,7 +3,7 @@
 // matrices [rows, width]; parameters are the method's float32 tensors.
 #pragma once
 
-#include <prompthost/sdk.hpp>
+#include <prompthost_sdk/sdk.hpp>
 
 #include <cstdint>
 #include <functional>

@@ -6,7 +6,7 @@
 // Parameters: embedding.weight [n, dim] and the encoder's (encoder.h). Export:
 // prompt_embeddings [n, dim], the encoder's output (the encoder is discarded, as in
 // PEFT); an imported adapter gives exactly those embeddings (inference mode).
-#include <prompthost/sdk.hpp>
+#include <prompthost_sdk/sdk.hpp>
 
 #include <cmath>
 #include <memory>

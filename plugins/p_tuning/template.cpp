@@ -1,6 +1,6 @@
 #include "template.h"
 
-#include <prompthost/sdk/errors.hpp>
+#include <prompthost_sdk/sdk/errors.hpp>
 
 namespace p_tuning {
 

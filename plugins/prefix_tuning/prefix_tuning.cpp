@@ -8,7 +8,7 @@
 // Export: prompt_embeddings [n, L*2*kv_dim], the flat prefix (the MLP's output when
 // projecting; the MLP is discarded). The flat vector of a position is split row-major
 // into [2L, kv_heads, head_dim], block 2l the keys and 2l+1 the values of layer l.
-#include <prompthost/sdk.hpp>
+#include <prompthost_sdk/sdk.hpp>
 
 #include <cmath>
 #include <string>

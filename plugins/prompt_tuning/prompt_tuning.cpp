@@ -5,7 +5,7 @@
 // Initialisation: RANDOM (N(0, 1), as PyTorch's Embedding), SAMPLE_VOCAB (rows of the
 // frozen embedding at uniformly drawn token ids), TEXT (the rows of the tokens of a text,
 // tiled or cut to n, as PEFT does).
-#include <prompthost/sdk.hpp>
+#include <prompthost_sdk/sdk.hpp>
 
 #include <cstring>
 #include <string>

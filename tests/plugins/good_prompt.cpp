@@ -6,7 +6,7 @@
 //
 // Built twice: as good_prompt, and as wrong_gradient with GOOD_PROMPT_GRADIENT_SCALE set
 // to a wrong value (a gradient check must catch it).
-#include <prompthost/sdk.hpp>
+#include <prompthost_sdk/sdk.hpp>
 
 #include <xtensor/xnoalias.hpp>
 

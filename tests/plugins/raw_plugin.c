@@ -7,7 +7,7 @@
  *
  * The method: `num_virtual_tokens` shared virtual tokens, one parameter
  * "embedding.weight" [n, dim] drawn N(0, 1) from the host's random service. */
-#include <prompthost/plugin_abi.h>
+#include <prompthost_sdk/plugin_abi.h>
 
 #include <ctype.h>
 #include <signal.h>

@@ -1,7 +1,7 @@
 // throws: an SDK plugin whose calls throw C++ exceptions on request (option throw_in),
 // so the tests can check that the SDK's guard turns each into a status with the
 // exception's message and that the host reports it as a ph::Error naming the plugin.
-#include <prompthost/sdk.hpp>
+#include <prompthost_sdk/sdk.hpp>
 
 #include <xtensor/xnoalias.hpp>
 

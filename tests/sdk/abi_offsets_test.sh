@@ -36,22 +36,22 @@ mkdir -p "$work" || fail "cannot create $work"
 
 # A translation unit that includes the header and uses its macros.
 cat >"$work/probe.c" <<'PROBE'
-#include "prompthost/plugin_abi.h"
+#include "prompthost_sdk/plugin_abi.h"
 int ph_probe(const ph_method* m);
 int ph_probe(const ph_method* m) {
   return PH_HAS(m, ph_method, get_extension) && PH_ABI_MAJOR == 1 ? PH_OK : PH_ERR_INTERNAL;
 }
 PROBE
 
-# compile DIR LANG STD COMPILER: compiles the probe against DIR/prompthost/plugin_abi.h,
+# compile DIR LANG STD COMPILER: compiles the probe against DIR/prompthost_sdk/plugin_abi.h,
 # output in $work/last.log.
 compile() {
   "$4" -x "$2" -std="$3" "${flags[@]}" -I"$1" "$work/probe.c" >"$work/last.log" 2>&1
 }
 
-# A copy of the header under DIR/prompthost/.
+# A copy of the header under DIR/prompthost_sdk/.
 place() {
-  mkdir -p "$1/prompthost" && cp "$2" "$1/prompthost/plugin_abi.h"
+  mkdir -p "$1/prompthost_sdk" && cp "$2" "$1/prompthost_sdk/plugin_abi.h"
 }
 
 predefined="$("$cc" -dM -E -x c /dev/null 2>&1)" || fail "$cc -dM -E: $predefined"
@@ -120,11 +120,11 @@ echo "tables: $(echo "$tables" | awk '{print $1}' | tr '\n' ' ')"
 while read -r name line _; do
   dir="$work/insert_$name"
   place "$dir" "$header" || fail "cannot copy $header"
-  sed -i "${line}i\\  $inserted" "$dir/prompthost/plugin_abi.h"
+  sed -i "${line}i\\  $inserted" "$dir/prompthost_sdk/plugin_abi.h"
   for lang_std in "c c11 $cc" "c++ c++17 $cxx"; do
     read -r lang std compiler <<<"$lang_std"
     if compile "$dir" "$lang" "$std" "$compiler"; then
-      fail "$name: a field inserted before line $line ($(sed -n "$((line + 1))p" "$dir/prompthost/plugin_abi.h" | sed 's/^ *//')) still compiles as $std: its last field has no 1.0 layout static_assert"
+      fail "$name: a field inserted before line $line ($(sed -n "$((line + 1))p" "$dir/prompthost_sdk/plugin_abi.h" | sed 's/^ *//')) still compiles as $std: its last field has no 1.0 layout static_assert"
     fi
     grep -qF "$name 1.0" "$work/last.log" || {
       cat "$work/last.log" >&2
@@ -138,7 +138,7 @@ done <<<"$tables"
 dir="$work/append"
 place "$dir" "$header" || fail "cannot copy $header"
 for line in $(echo "$tables" | awk '{print $3}' | sort -rn); do
-  sed -i "${line}i\\  $inserted" "$dir/prompthost/plugin_abi.h"
+  sed -i "${line}i\\  $inserted" "$dir/prompthost_sdk/plugin_abi.h"
 done
 for lang_std in "c c11 $cc" "c++ c++17 $cxx"; do
   read -r lang std compiler <<<"$lang_std"

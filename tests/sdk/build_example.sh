@@ -49,7 +49,7 @@ unset DESTDIR  # install exactly into $prefix
 # 1. Install the whole build (SDK, programs, plugins).
 run "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1 ||
   { cat "$work/install.log" >&2; fail "cmake --install $build (is everything built?)"; }
-for f in include/prompthost/plugin_abi.h include/prompthost/sdk.hpp \
+for f in include/prompthost_sdk/plugin_abi.h include/prompthost_sdk/sdk.hpp \
   lib/cmake/PromptHost/PromptHostConfig.cmake lib/cmake/PromptHost/PromptHostConfigVersion.cmake \
   lib/cmake/PromptHost/PromptHostTargets.cmake lib/cmake/PromptHost/PromptHostAddPlugin.cmake \
   lib/cmake/PromptHost/prompthost_plugin.map bin/prompthost; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # docs/writing-a-plugin.md shows real code, and this keeps it real: every fenced block
 # tagged ```cpp must appear verbatim in examples/minimal_prompt_tuning/minimal_prompt_tuning.cpp,
-# every ```c block in sdk/include/prompthost/plugin_abi.h, and every ```cmake block in
+# every ```c block in sdk/include/prompthost_sdk/plugin_abi.h, and every ```cmake block in
 # examples/minimal_prompt_tuning/CMakeLists.txt. (Other blocks: ```sh, ```text, ...)
 #
 #   guide_in_sync.sh SOURCE_DIR
@@ -11,7 +11,7 @@ src="${1:?usage: guide_in_sync.sh SOURCE_DIR}"
 guide="$src/docs/writing-a-plugin.md"
 declare -A quoted_from=(
   [cpp]="$src/examples/minimal_prompt_tuning/minimal_prompt_tuning.cpp"
-  [c]="$src/sdk/include/prompthost/plugin_abi.h"
+  [c]="$src/sdk/include/prompthost_sdk/plugin_abi.h"
   [cmake]="$src/examples/minimal_prompt_tuning/CMakeLists.txt")
 
 [ -f "$guide" ] || { echo "FAIL: no $guide" >&2; exit 1; }

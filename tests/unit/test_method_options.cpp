@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include <prompthost/sdk/options.hpp>
+#include <prompthost_sdk/sdk/options.hpp>
 
 #include "host/plugin/method_options.h"
 #include "models/common/error.h"

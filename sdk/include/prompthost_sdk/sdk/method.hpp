@@ -18,9 +18,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "prompthost/plugin_abi.h"
-#include "prompthost/sdk/errors.hpp"
-#include "prompthost/sdk/tensor.hpp"
+#include "prompthost_sdk/plugin_abi.h"
+#include "prompthost_sdk/sdk/errors.hpp"
+#include "prompthost_sdk/sdk/tensor.hpp"
 
 namespace ph::sdk {
 

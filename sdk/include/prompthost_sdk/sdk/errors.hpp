@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "prompthost/plugin_abi.h"
+#include "prompthost_sdk/plugin_abi.h"
 
 namespace ph::sdk {
 
