@@ -89,11 +89,12 @@ TEST_CASE("check_status throws the context and the message, and passes NULL") {
   }
 }
 
-TEST_CASE("the base host serves the random service and nothing else") {
+TEST_CASE("the base host serves random numbers and tensor files, not the model") {
   const ph_host* host = base_host();
   const void* random = host->get_service(host, PH_SERVICE_RANDOM);
   REQUIRE(random == random_service());
   CHECK(static_cast<const ph_host_random*>(random)->struct_size == sizeof(ph_host_random));
+  CHECK(host->get_service(host, PH_SERVICE_TENSOR_FILES) != nullptr);
   CHECK(host->get_service(host, PH_SERVICE_MODEL) == nullptr);  // only a ModelHost has it
   CHECK(host->get_service(host, "ph.host.random/2") == nullptr);
   CHECK(host->get_service(host, nullptr) == nullptr);
