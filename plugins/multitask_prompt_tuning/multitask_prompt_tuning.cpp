@@ -261,20 +261,9 @@ class MultitaskPromptTuning : public ph::sdk::Method {
   }
 
   void init_from_text(const ph::sdk::MethodContext& ctx, const std::string& text) {
-    std::vector<int64_t> ids(256);
-    int64_t count = 0;
-    for (;;) {
-      ph::sdk::BorrowedTensor<int64_t> dl(ids.data(), {(int64_t)ids.size()});
-      ph::sdk::check(ctx.model_service().tokenize(ctx.host, text.c_str(), dl.dl(), &count));
-      if (count <= (int64_t)ids.size()) break;
-      ids.resize(count);
-    }
-    ids.resize(count);
+    const std::vector<int64_t> ids = ctx.tokenize(text);
     if (ids.empty()) throw ConfigError("prompt_tuning_init_text", "the text has no tokens");
-    std::vector<int64_t> tiled(n_);  // repeated, then cut to n (PEFT)
-    for (int i = 0; i < n_; ++i) tiled[i] = ids[i % ids.size()];
-    ph::sdk::BorrowedTensor<int64_t> dl_ids(tiled.data(), {n_});
-    ph::sdk::check(ctx.model_service().embed(ctx.host, dl_ids.dl(), embedding_->value.dl()));
+    ctx.embed_tiled(ids, embedding_->value.dl());  // repeated, then cut to n (PEFT)
   }
 
   // A tensor of the source adapter, read through the host (errors name file and tensor).

@@ -159,12 +159,8 @@ class PTuning : public ph::sdk::Method {
   }
 
   void import_adapter(const ph_tensor_source& source) override {
-    const DLTensor& t = get_tensor(source, "prompt_embeddings");
-    if (t.ndim != 2 || t.shape[0] != n_ || t.shape[1] != dim_)
-      throw ph::sdk::Error(PH_ERR_DATA_LOSS, "prompt_embeddings is " + ph::sdk::shape_string(t) +
-                                                 ", expected [" + std::to_string(n_) + ", " +
-                                                 std::to_string(dim_) +
-                                                 "] (num_virtual_tokens, the model's hidden size)");
+    const DLTensor& t = get_tensor(source, "prompt_embeddings", {n_, dim_},
+                                   "num_virtual_tokens, the model's hidden size");
     const auto src = ph::sdk::view<const float, 2>(t);
     auto frozen = std::make_unique<ph::sdk::Tensor>(std::vector<size_t>{(size_t)n_, (size_t)dim_});
     auto dst = frozen->values();

@@ -60,12 +60,9 @@ class PromptTuning : public ph::sdk::Method {
       const auto& text = config_.at("prompt_tuning_init_text");
       if (!text.is_string() || text.get<std::string>().empty())
         throw ConfigError("prompt_tuning_init_text", "TEXT initialisation needs a text");
-      std::vector<int64_t> ids = tokenize(ctx, text.get<std::string>());
+      const std::vector<int64_t> ids = ctx.tokenize(text.get<std::string>());
       if (ids.empty()) throw ConfigError("prompt_tuning_init_text", "the text has no tokens");
-      std::vector<int64_t> tiled(n_);  // repeated, then cut to n (PEFT)
-      for (int i = 0; i < n_; ++i) tiled[i] = ids[i % ids.size()];
-      ph::sdk::BorrowedTensor<int64_t> dl_ids(tiled.data(), {n_});
-      ph::sdk::check(ctx.model_service().embed(ctx.host, dl_ids.dl(), w.dl()));
+      ctx.embed_tiled(ids, w.dl());  // repeated, then cut to n (PEFT)
     }
   }
 
@@ -97,12 +94,8 @@ class PromptTuning : public ph::sdk::Method {
   }
 
   void import_adapter(const ph_tensor_source& source) override {
-    const DLTensor& t = get_tensor(source, "prompt_embeddings");
-    if (t.ndim != 2 || t.shape[0] != n_ || t.shape[1] != dim_)
-      throw ph::sdk::Error(PH_ERR_DATA_LOSS, "prompt_embeddings is " + ph::sdk::shape_string(t) +
-                                                 ", expected [" + std::to_string(n_) + ", " +
-                                                 std::to_string(dim_) +
-                                                 "] (num_virtual_tokens, the model's hidden size)");
+    const DLTensor& t = get_tensor(source, "prompt_embeddings", {n_, dim_},
+                                   "num_virtual_tokens, the model's hidden size");
     const auto src = ph::sdk::view<const float, 2>(t);
     auto w = embedding_->value.values();
     for (int i = 0; i < n_; ++i)
@@ -110,19 +103,6 @@ class PromptTuning : public ph::sdk::Method {
   }
 
  private:
-  static std::vector<int64_t> tokenize(const ph::sdk::MethodContext& ctx, const std::string& text) {
-    std::vector<int64_t> ids(256);
-    int64_t count = 0;
-    for (;;) {
-      ph::sdk::BorrowedTensor<int64_t> dl(ids.data(), {(int64_t)ids.size()});
-      ph::sdk::check(ctx.model_service().tokenize(ctx.host, text.c_str(), dl.dl(), &count));
-      if (count <= (int64_t)ids.size()) break;
-      ids.resize(count);
-    }
-    ids.resize(count);
-    return ids;
-  }
-
   nlohmann::json config_;
   int dim_ = 0;
   int n_ = 0;

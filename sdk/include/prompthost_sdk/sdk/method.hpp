@@ -37,6 +37,30 @@ struct MethodContext {
   const ph_host_random& random() const { return service<ph_host_random>(PH_SERVICE_RANDOM); }
   const ph_host_model& model_service() const { return service<ph_host_model>(PH_SERVICE_MODEL); }
 
+  // Token ids of `text` from the model's tokenizer (no BOS/EOS).
+  std::vector<int64_t> tokenize(const std::string& text) const {
+    std::vector<int64_t> ids(256);
+    int64_t count = 0;
+    for (;;) {  // the host reports the full count when the buffer is too small
+      BorrowedTensor<int64_t> dl(ids.data(), {(int64_t)ids.size()});
+      check(model_service().tokenize(host, text.c_str(), dl.dl(), &count));
+      if (count <= (int64_t)ids.size()) break;
+      ids.resize(count);
+    }
+    ids.resize(count);
+    return ids;
+  }
+
+  // PEFT's TEXT initialisation: the frozen embeddings of `ids` repeated and cut to the
+  // rows of `out` ([n, dim]). `ids` must not be empty.
+  void embed_tiled(const std::vector<int64_t>& ids, DLTensor* out) const {
+    const int64_t n = out->shape[0];
+    std::vector<int64_t> tiled(n);
+    for (int64_t i = 0; i < n; ++i) tiled[i] = ids[i % ids.size()];
+    BorrowedTensor<int64_t> dl(tiled.data(), {n});
+    check(model_service().embed(host, dl.dl(), out));
+  }
+
   template <class T>
   const T& service(const char* id) const {
     const void* s = host->get_service(host, id);
@@ -98,6 +122,21 @@ class Method {
     const DLTensor* t = source.get_tensor(&source, name);
     if (!t) throw Error(PH_ERR_DATA_LOSS, std::string("adapter has no tensor ") + name);
     return *t;
+  }
+  // The same, checked to have `shape`; `meaning` says what the dimensions are, for the
+  // error ("num_virtual_tokens, the model's hidden size").
+  static const DLTensor& get_tensor(const ph_tensor_source& source, const char* name,
+                                    const std::vector<int64_t>& shape, const char* meaning) {
+    const DLTensor& t = get_tensor(source, name);
+    bool ok = t.ndim == (int)shape.size();
+    for (int i = 0; ok && i < t.ndim; ++i) ok = t.shape[i] == shape[i];
+    if (!ok) {
+      std::string want = "[";
+      for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+      throw Error(PH_ERR_DATA_LOSS, std::string(name) + " is " + shape_string(t) + ", expected " +
+                                        want + "] (" + meaning + ")");
+    }
+    return t;
   }
 
  private:
