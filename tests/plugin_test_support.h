@@ -8,12 +8,28 @@
 #include <string>
 
 #include "models/common/error.h"
+#include "models/config/model_config.h"
 
 #ifndef PROMPTHOST_TEST_PLUGIN_DIR
 #error "PROMPTHOST_TEST_PLUGIN_DIR must name the test plugins' folder (tests/CMakeLists.txt)"
 #endif
 
 namespace ph::test {
+
+// A two-layer grouped-query llama small enough for plugin tests (random weights).
+inline ph::ModelConfig tiny_llama_config() {
+  ph::ModelConfig c;
+  c.arch = ph::Arch::kLlama;
+  c.n_layers = 2;
+  c.dim = 16;
+  c.n_heads = 2;
+  c.n_kv_heads = 1;
+  c.head_dim = 8;
+  c.ffn_dim = 24;
+  c.vocab_size = 32;
+  c.max_positions = 32;
+  return c;
+}
 
 // The file of test plugin `name` (tests/plugins/), e.g. ph_good_prompt.so.
 inline std::string test_plugin(const std::string& name) {

@@ -66,3 +66,18 @@ std::vector<float> prefix_to_flat(const xt::xtensor<float, 5>& p) {
 }
 
 }  // namespace ph::test
+
+#include <exception>
+
+namespace ph::test {
+
+std::string error_message(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace ph::test

@@ -36,3 +36,13 @@ xt::xtensor<float, 5> prefix_from_flat(const float* flat, int n, int layers, int
 std::vector<float> prefix_to_flat(const xt::xtensor<float, 5>& prefix);
 
 }  // namespace ph::test
+
+#include <functional>
+#include <string>
+
+namespace ph::test {
+
+// The message of the exception fn throws, or "(no error)".
+std::string error_message(const std::function<void()>& fn);
+
+}  // namespace ph::test

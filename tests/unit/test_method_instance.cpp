@@ -28,23 +28,9 @@ using ph::test::test_plugin;
 
 namespace {
 
-ph::ModelConfig tiny_config() {
-  ph::ModelConfig c;
-  c.arch = ph::Arch::kLlama;
-  c.n_layers = 2;
-  c.dim = 16;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.ffn_dim = 24;
-  c.vocab_size = 32;
-  c.max_positions = 32;
-  return c;
-}
-
 // A tiny model, a host for it, and good_prompt loaded.
 struct Fixture {
-  ph::Model model = ph::make_random_model(tiny_config(), 3);
+  ph::Model model = ph::make_random_model(ph::test::tiny_llama_config(), 3);
   ModelHost host{model, nullptr};
   std::shared_ptr<PluginLibrary> library = PluginLibrary::load(test_plugin("good_prompt"));
 

@@ -34,20 +34,6 @@ void good_plugin_still_loads() {
   CHECK(std::string(library->name()) == "good_prompt");
 }
 
-ph::ModelConfig tiny_config() {
-  ph::ModelConfig c;
-  c.arch = ph::Arch::kLlama;
-  c.n_layers = 2;
-  c.dim = 16;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.ffn_dim = 24;
-  c.vocab_size = 32;
-  c.max_positions = 32;
-  return c;
-}
-
 // Sets an environment variable for one scope.
 struct ScopedEnv {
   ScopedEnv(const char* name, const std::string& value) : name_(name) {
@@ -221,7 +207,7 @@ TEST_CASE("list_plugins reports every .so: loaded, or why not") {
 }
 
 TEST_CASE("load and unload 50 times: deinit runs, the library leaves memory") {
-  const ph::Model model = ph::make_random_model(tiny_config(), 1);
+  const ph::Model model = ph::make_random_model(ph::test::tiny_llama_config(), 1);
   ModelHost model_host(model, nullptr);
   const std::string file = test_plugin("good_prompt");
   REQUIRE_FALSE(ph::test::is_mapped(file));

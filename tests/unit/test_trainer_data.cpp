@@ -20,15 +20,6 @@ std::string write_lines(const std::string& name, const std::string& text) {
   return path;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 }  // namespace
 
 TEST_CASE("read_jsonl reads text, input/output and task fields", "[trainer]") {
@@ -50,19 +41,21 @@ TEST_CASE("read_jsonl reads text, input/output and task fields", "[trainer]") {
 TEST_CASE("bad data lines are errors naming the file and the line", "[trainer]") {
   using Catch::Contains;
   const auto bad_json = write_lines("bad.jsonl", "{\"text\": \"ok\"}\n{\"text\": \"unterminated\n");
-  CHECK_THAT(error_of([&] { read_jsonl(bad_json); }), Contains("bad.jsonl:2: not valid JSON"));
+  CHECK_THAT(test::error_message([&] { read_jsonl(bad_json); }),
+             Contains("bad.jsonl:2: not valid JSON"));
   const auto no_fields = write_lines("fields.jsonl", "{\"input\": \"x\"}\n");
-  CHECK_THAT(error_of([&] { read_jsonl(no_fields); }),
+  CHECK_THAT(test::error_message([&] { read_jsonl(no_fields); }),
              Contains("fields.jsonl:1: needs a \"text\" field, or \"input\" and \"output\""));
   const auto wrong_type = write_lines("type.jsonl", "{\"text\": 5}\n");
-  CHECK_THAT(error_of([&] { read_jsonl(wrong_type); }),
+  CHECK_THAT(test::error_message([&] { read_jsonl(wrong_type); }),
              Contains("type.jsonl:1: field \"text\" must be a string"));
   const auto array = write_lines("array.jsonl", "[1, 2]\n");
-  CHECK_THAT(error_of([&] { read_jsonl(array); }),
+  CHECK_THAT(test::error_message([&] { read_jsonl(array); }),
              Contains("array.jsonl:1: expected a JSON object"));
   const auto task = write_lines("task.jsonl", "{\"text\": \"x\", \"task\": -1}\n");
-  CHECK_THAT(error_of([&] { read_jsonl(task); }), Contains("task.jsonl:1: field \"task\""));
-  CHECK_THAT(error_of([&] { read_jsonl("/nonexistent/data.jsonl"); }),
+  CHECK_THAT(test::error_message([&] { read_jsonl(task); }),
+             Contains("task.jsonl:1: field \"task\""));
+  CHECK_THAT(test::error_message([&] { read_jsonl("/nonexistent/data.jsonl"); }),
              Contains("/nonexistent/data.jsonl: cannot open"));
 }
 
@@ -77,11 +70,13 @@ TEST_CASE("templates place virtual tokens and text", "[trainer]") {
   CHECK(parts[3].count == 3);
   CHECK(parts[4].kind == TemplatePart::kOutput);
   using Catch::Contains;
-  CHECK_THAT(error_of([] { parse_template("[P:2] {input}", 3); }),
+  CHECK_THAT(test::error_message([] { parse_template("[P:2] {input}", 3); }),
              Contains("places 2 virtual tokens, the method has 3"));
-  CHECK_THAT(error_of([] { parse_template("[P:2 {input}", 2); }), Contains("[P:k]"));
-  CHECK_THAT(error_of([] { parse_template("[P:0] {input}", 0); }), Contains("positive count"));
-  CHECK_THAT(error_of([] { parse_template("[P:2] {output}", 2); }), Contains("has no {input}"));
+  CHECK_THAT(test::error_message([] { parse_template("[P:2 {input}", 2); }), Contains("[P:k]"));
+  CHECK_THAT(test::error_message([] { parse_template("[P:0] {input}", 0); }),
+             Contains("positive count"));
+  CHECK_THAT(test::error_message([] { parse_template("[P:2] {output}", 2); }),
+             Contains("has no {input}"));
 }
 
 TEST_CASE("an example becomes tokens with virtual slots and labels", "[trainer]") {
@@ -151,10 +146,10 @@ TEST_CASE("tasks map names and indices to ids", "[trainer]") {
   CHECK(tasks.id(a, "f", true) == 0);
   CHECK(tasks.id(b, "f", true) == 1);
   CHECK(tasks.id(a, "f", false) == 0);
-  CHECK_THAT(error_of([&] { tasks.id(c, "f.jsonl", false); }),
+  CHECK_THAT(test::error_message([&] { tasks.id(c, "f.jsonl", false); }),
              Catch::Contains("f.jsonl:7: unknown task \"weather\" (known: zippy, politics)"));
   Example none;
   none.line = 3;
-  CHECK_THAT(error_of([&] { tasks.id(none, "f.jsonl", false); }),
+  CHECK_THAT(test::error_message([&] { tasks.id(none, "f.jsonl", false); }),
              Catch::Contains("needs a \"task\""));
 }

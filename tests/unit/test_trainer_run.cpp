@@ -54,15 +54,6 @@ std::string read_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 }  // namespace
 
 TEST_CASE("a run stopped and resumed ends with exactly the parameters of an uninterrupted run",
@@ -147,26 +138,26 @@ TEST_CASE("bad options, models, data and adapters are clear errors", "[trainer]"
   using Catch::Contains;
   TrainConfig c = small_run(test::temp_dir("trainer_errors"));
   c.set = {"bogus_option=1"};
-  CHECK_THAT(error_of([&] { train(c); }), Contains("bogus_option"));
+  CHECK_THAT(test::error_message([&] { train(c); }), Contains("bogus_option"));
   c.set = {"num_virtual_tokens=abc"};
-  CHECK_THAT(error_of([&] { train(c); }), Contains("num_virtual_tokens"));
+  CHECK_THAT(test::error_message([&] { train(c); }), Contains("num_virtual_tokens"));
   c.set = {"num_virtual_tokens=0"};
-  CHECK_THAT(error_of([&] { train(c); }), Contains("num_virtual_tokens"));
+  CHECK_THAT(test::error_message([&] { train(c); }), Contains("num_virtual_tokens"));
   c.set = {"prompt_tuning_init=MAGIC"};
-  CHECK_THAT(error_of([&] { train(c); }), Contains("prompt_tuning_init"));
+  CHECK_THAT(test::error_message([&] { train(c); }), Contains("prompt_tuning_init"));
   c.set = {"prompt_tuning_init=TEXT"};
-  CHECK_THAT(error_of([&] { train(c); }), Contains("prompt_tuning_init_text"));
+  CHECK_THAT(test::error_message([&] { train(c); }), Contains("prompt_tuning_init_text"));
   c.set = {};
   c.model = "/nonexistent/model";
-  CHECK_THAT(error_of([&] { train(c); }), Contains("/nonexistent/model"));
+  CHECK_THAT(test::error_message([&] { train(c); }), Contains("/nonexistent/model"));
   c = small_run(c.output_dir);
   const std::string bad = test::temp_dir("trainer_bad_data") + "/bad.jsonl";
   std::ofstream(bad) << "{\"text\": \"fine\"}\n{\"output\": \"no input\"}\n";
   c.data = bad;
-  CHECK_THAT(error_of([&] { train(c); }), Contains("bad.jsonl:2"));
+  CHECK_THAT(test::error_message([&] { train(c); }), Contains("bad.jsonl:2"));
   c = small_run(c.output_dir);
   c.plugin = "no_such_method";
-  CHECK_THAT(error_of([&] { train(c); }), Contains("no_such_method"));
+  CHECK_THAT(test::error_message([&] { train(c); }), Contains("no_such_method"));
 }
 
 TEST_CASE("an adapter made for another model is refused", "[trainer]") {
@@ -174,7 +165,7 @@ TEST_CASE("an adapter made for another model is refused", "[trainer]") {
   train(small_run(out));
   const Model other = load_model(test::fixtures_dir() + "/models/llama-tiny");
   host::ModelHost host(other, nullptr);
-  CHECK_THAT(error_of([&] { open_adapter(out, host, {}); }),
+  CHECK_THAT(test::error_message([&] { open_adapter(out, host, {}); }),
              Catch::Contains("made for a model with dim = 128, this model has 64"));
   // and on the right model it opens and produces its tensors
   const Model demo = load_model(test::source_path("models/demo/hf"));
