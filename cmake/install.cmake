@@ -7,6 +7,9 @@
 #       prompthost_plugin.map
 #   P/bin/prompthost, P/bin/prompthost-validate  the host and the conformance runner
 #                                                                           component runtime
+#   P/share/prompthost/demo/                     the bundled demo model and tasks, the
+#                                                default of commands run without --model
+#                                                                           component runtime
 #   P/lib/prompthost/plugins/ph_<name>.so        the method plugins        component plugins
 #                                                (installed by prompthost_add_plugin)
 #
@@ -56,6 +59,10 @@ if(TARGET prompthost-validate)
   install(TARGETS prompthost-validate
           RUNTIME DESTINATION "${PROMPTHOST_INSTALL_BINDIR}" COMPONENT runtime)
 endif()
+
+# The bundled demo (host/cli/bundled_demo.cpp finds it beside an installed prompthost).
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/models/demo/" DESTINATION "share/prompthost/demo"
+        COMPONENT runtime)
 
 # --- the plugins: each prompthost_add_plugin() call adds its own install rule (component
 # plugins, destination ${PROMPTHOST_PLUGIN_INSTALL_DIR}).

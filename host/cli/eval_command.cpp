@@ -7,6 +7,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "host/cli/bundled_demo.h"
 #include "host/cli/commands.h"
 #include "host/trainer/adapter_loading.h"
 #include "host/trainer/dataset.h"
@@ -59,7 +60,7 @@ int eval_command(int argc, char** argv) {
   try {
     set_num_threads(threads);
     if (model.empty()) model = trainer::adapter_base_model(trainer::read_adapter_info(adapter));
-    if (model.empty()) model = PROMPTHOST_DEMO_DIR "/hf";
+    if (model.empty()) model = bundled_demo_path("hf");
     const Model m = load_model(model);
     const auto tok = load_tokenizer(tokenizer.empty() ? model : tokenizer);
     host::ModelHost model_host(m, tok.get());

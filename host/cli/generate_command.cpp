@@ -12,6 +12,7 @@
 #include <boost/program_options.hpp>
 #include <xtensor/xview.hpp>
 
+#include "host/cli/bundled_demo.h"
 #include "host/cli/commands.h"
 #include "host/plugin/method_instance.h"
 #include "host/trainer/adapter_loading.h"
@@ -21,10 +22,6 @@
 #include "models/generate/generate.h"
 #include "models/generate/text_stream.h"
 #include "models/tokenizer/tokenizer.h"
-
-#ifndef PROMPTHOST_DEMO_DIR
-#error "PROMPTHOST_DEMO_DIR must name the bundled demo folder (set in host/CMakeLists.txt)"
-#endif
 
 namespace ph::cli {
 
@@ -59,7 +56,7 @@ po::options_description describe_options(Settings& s, std::string& seed, double&
   // clang-format off
   desc.add_options()
     ("help,h", "show this help and exit")
-    ("model", po::value(&s.model)->default_value(PROMPTHOST_DEMO_DIR "/hf", "the bundled demo"),
+    ("model", po::value(&s.model)->default_value(bundled_demo_path("hf"), "the bundled demo"),
      "a Hugging Face model folder (config.json + model.safetensors) or a llama2.c .bin "
      "checkpoint; default: the bundled demo model, models/demo/hf")
     ("tokenizer", po::value(&s.tokenizer),

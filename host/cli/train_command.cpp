@@ -7,6 +7,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "host/cli/bundled_demo.h"
 #include "host/cli/commands.h"
 #include "host/plugin/method_options.h"
 #include "host/plugin/plugin_discovery.h"
@@ -31,7 +32,7 @@ po::options_description train_options(trainer::TrainConfig& c, std::string& conf
     ("help,h", "show this help (with --plugin: also the plugin's own options) and exit")
     ("plugin", po::value(&c.plugin), "the method: a plugin name (see `prompthost plugins`) or a .so file")
     ("plugin-path", po::value(&c.plugin_paths)->composing(), "another folder to look for plugins in (repeatable)")
-    ("model", po::value(&c.model)->default_value(PROMPTHOST_DEMO_DIR "/hf", "the bundled demo"),
+    ("model", po::value(&c.model)->default_value(bundled_demo_path("hf"), "the bundled demo"),
      "a Hugging Face model folder or a llama2.c .bin")
     ("tokenizer", po::value(&c.tokenizer), "tokenizer file; default: the model's")
     ("data", po::value(&c.data), "training data, JSONL: {\"text\"} or {\"input\",\"output\"} (+ \"task\"); "
@@ -143,8 +144,8 @@ int train_command(int argc, char** argv) {
     if (resume.empty()) {
       const bool demo = vm["model"].defaulted();
       if (c.data.empty() && demo) {  // the bundled defaults: the demo model's topic task
-        c.data = PROMPTHOST_DEMO_DIR "/tasks/topic/train.jsonl";
-        if (c.eval_data.empty()) c.eval_data = PROMPTHOST_DEMO_DIR "/tasks/topic/test.jsonl";
+        c.data = bundled_demo_path("tasks/topic/train.jsonl");
+        if (c.eval_data.empty()) c.eval_data = bundled_demo_path("tasks/topic/test.jsonl");
       }
       if (c.data.empty()) {
         std::fprintf(stderr, "%s--data is required with --model\n", kPrefix);

@@ -111,6 +111,18 @@ else
   skip "prompthost plugins: the installed prompthost has no 'plugins' command yet (not in prompthost --help)"
 fi
 
+# 6. The installed host trains on its own copy of the bundled demo (share/prompthost/demo),
+#    also after the prefix is moved: the run's recorded model path is inside the prefix.
+moved="$work/moved-prefix"
+rm -rf "$moved" && mv "$prefix" "$moved" || fail "moving $prefix to $moved"
+[ -f "$moved/share/prompthost/demo/hf/config.json" ] || fail "the install has no share/prompthost/demo"
+run env -u PROMPTHOST_DEMO_DIR "$moved/bin/prompthost" train --plugin prompt_tuning --max-steps 1 \
+  --no-generate-eval -q --output "$work/demo-run" || fail "the installed prompthost train on the demo"
+grep -qF "\"model\": \"$moved/share/prompthost/demo/hf\"" "$work/demo-run/trainer_state.json" ||
+  fail "the installed prompthost did not train on its installed demo ($(grep '"model"' "$work/demo-run/trainer_state.json"))"
+mv "$moved" "$prefix"
+ok "the installed prompthost defaults to its installed demo, also from a moved prefix"
+
 if [ ${#skipped[@]} -gt 0 ]; then
   echo "SKIPPED (${#skipped[@]} check(s) could not run; everything that ran passed):"
   printf '  %s\n' "${skipped[@]}"
