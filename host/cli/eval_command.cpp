@@ -9,9 +9,11 @@
 
 #include "host/cli/bundled_demo.h"
 #include "host/cli/commands.h"
+#include "host/cli/tokenizer_path.h"
 #include "host/trainer/adapter_loading.h"
 #include "host/trainer/dataset.h"
 #include "host/trainer/evaluation.h"
+#include "host/trainer/run_files.h"
 #include "models/common/error.h"
 
 namespace ph::cli {
@@ -19,7 +21,7 @@ namespace ph::cli {
 namespace po = boost::program_options;
 
 int eval_command(int argc, char** argv) {
-  std::string adapter, model, tokenizer, data;
+  std::string adapter, model, tokenizer, data, predictions;
   std::vector<std::string> plugin_paths;
   int threads = 0, batch_size = 16;
   po::options_description desc("Options");
@@ -34,7 +36,9 @@ int eval_command(int argc, char** argv) {
     ("batch-size", po::value(&batch_size)->default_value(16), "examples per forward pass")
     ("plugin-path", po::value(&plugin_paths)->composing(), "another folder to look for plugins in")
     ("threads", po::value(&threads)->default_value(0), "threads for the engine; 0: all cores")
-    ("no-generate", "skip exact-match generation");
+    ("no-generate", "skip exact-match generation")
+    ("predictions", po::value(&predictions), "write each example's generated output to this JSONL "
+     "file ({\"input\", \"expected\", \"generated\"} per line)");
   // clang-format on
   po::variables_map vm;
   try {
@@ -57,12 +61,16 @@ int eval_command(int argc, char** argv) {
     std::fprintf(stderr, "prompthost eval: --adapter and --data are required\n");
     return kExitUsage;
   }
+  if (!predictions.empty() && vm.count("no-generate")) {
+    std::fprintf(stderr, "prompthost eval: --predictions needs generation; drop --no-generate\n");
+    return kExitUsage;
+  }
   try {
     set_num_threads(threads);
     if (model.empty()) model = trainer::adapter_base_model(trainer::read_adapter_info(adapter));
     if (model.empty()) model = bundled_demo_path("hf");
     const Model m = load_model(model);
-    const auto tok = load_tokenizer(tokenizer.empty() ? model : tokenizer);
+    const auto tok = load_tokenizer(tokenizer_path(model, tokenizer));
     host::ModelHost model_host(m, tok.get());
     trainer::LoadedAdapter a = trainer::open_adapter(adapter, model_host, plugin_paths);
     const ph_injection_spec spec = a.method->injection();
@@ -81,14 +89,32 @@ int eval_command(int argc, char** argv) {
       if (!ex.task.empty() || spec.per_example) encoded.back().task = tasks.id(ex, data, false);
     }
     trainer::EvalOptions options;
+    options.parts = parts;
+    options.encode = enc;
     options.batch_size = batch_size;
     options.generate = !vm.count("no-generate");
     const auto r = trainer::evaluate(m, *tok, *a.method, examples, encoded, options);
     std::printf("examples         %d\n", r.examples);
     std::printf("loss             %.4f\n", r.loss);
     std::printf("perplexity       %.3f\n", r.perplexity);
-    if (r.has_outputs && options.generate)
+    if (r.has_outputs && options.generate) {
       std::printf("exact match      %.1f%%\n", 100 * r.exact_match);
+      std::printf("known outputs    %.1f%% (generated outputs equal to some output in the data)\n",
+                  100 * r.known_output);
+    }
+    if (!predictions.empty()) {
+      if (!r.has_outputs)
+        throw Error("--predictions needs input/output data; " + data + " has none");
+      std::string lines;
+      for (size_t i = 0; i < examples.size(); ++i)
+        lines += nlohmann::json{{"input", examples[i].input},
+                                {"expected", examples[i].output},
+                                {"generated", r.generated[i]}}
+                     .dump() +
+                 "\n";
+      trainer::write_file_atomic(predictions, lines);
+      std::printf("predictions      %s\n", predictions.c_str());
+    }
     if (r.rank_candidates >= 2)
       std::printf("rank accuracy    %.1f%% (%d candidate outputs)\n", 100 * r.rank_accuracy,
                   r.rank_candidates);

@@ -14,6 +14,7 @@
 
 #include "host/cli/bundled_demo.h"
 #include "host/cli/commands.h"
+#include "host/cli/tokenizer_path.h"
 #include "host/plugin/method_instance.h"
 #include "host/trainer/adapter_loading.h"
 #include "host/trainer/dataset.h"
@@ -95,7 +96,7 @@ void print_help(const po::options_description& desc) {
          "  prompthost generate --model models/demo/fortune-llama.bin --prompt \"Q: What "
          "is\" --temperature 0 --print-ids\n"
          "  prompthost generate --adapter runs/prefix_tuning --temperature 0 \\\n"
-         "      --prompt \"Quote: Never trust a computer you can't repair yourself.\nTopic:\"\n";
+         "      --prompt $'Quote: Never trust a computer you can\\'t repair yourself.\\nTopic:'\n";
 }
 
 uint64_t parse_seed(const std::string& text) {
@@ -138,18 +139,6 @@ bool parse(int argc, char** argv, Settings& s) {
   s.bos = !vm.count("no-bos");
   s.model_given = !vm["model"].defaulted();
   return true;
-}
-
-// The tokenizer that goes with `model`: --tokenizer, else the model folder's, else the
-// tokenizer.bin beside a llama2.c checkpoint.
-std::string tokenizer_path(const std::string& model, const std::string& explicit_path) {
-  if (!explicit_path.empty()) return explicit_path;
-  if (!fs::exists(model)) throw Error("model path '" + model + "' does not exist");
-  if (fs::is_directory(model)) return model;
-  const fs::path beside = fs::path(model).parent_path() / "tokenizer.bin";
-  if (fs::exists(beside)) return beside.string();
-  throw Error("no tokenizer for '" + model + "': --tokenizer was not given and '" +
-              beside.string() + "' does not exist");
 }
 
 // The adapter's injection as generation uses it: the part every request shares (prefix

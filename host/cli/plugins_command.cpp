@@ -32,7 +32,8 @@ po::options_description describe_options(Settings& s) {
     ("help,h", "show this help and exit")
     ("plugin-path", po::value(&s.plugin_path)->composing(),
      "a folder to search first (repeatable); then $PROMPTHOST_PLUGIN_PATH (colon-separated), "
-     "the build's plugins folder and the install's")
+     "lib/prompthost/plugins beside an installed bin/prompthost, the build's plugins folder and "
+     "the install prefix's")
     ("options", po::bool_switch(&s.options), "also list each plugin's options (--set NAME=VALUE)");
   // clang-format on
   return desc;

@@ -1,4 +1,5 @@
 // `prompthost train`: train a method plugin's soft prompt on a frozen model.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -9,6 +10,7 @@
 
 #include "host/cli/bundled_demo.h"
 #include "host/cli/commands.h"
+#include "host/cli/tokenizer_path.h"
 #include "host/plugin/method_options.h"
 #include "host/plugin/plugin_discovery.h"
 #include "host/trainer/progress.h"
@@ -34,7 +36,8 @@ po::options_description train_options(trainer::TrainConfig& c, std::string& conf
     ("plugin-path", po::value(&c.plugin_paths)->composing(), "another folder to look for plugins in (repeatable)")
     ("model", po::value(&c.model)->default_value(bundled_demo_path("hf"), "the bundled demo"),
      "a Hugging Face model folder or a llama2.c .bin")
-    ("tokenizer", po::value(&c.tokenizer), "tokenizer file; default: the model's")
+    ("tokenizer", po::value(&c.tokenizer), "tokenizer file; default: the model folder's, or the "
+     "tokenizer.bin beside a .bin")
     ("data", po::value(&c.data), "training data, JSONL: {\"text\"} or {\"input\",\"output\"} (+ \"task\"); "
      "default with the demo model: its topic task")
     ("eval-data", po::value(&c.eval_data), "evaluation data, same format (before, every --eval-every steps, after)")
@@ -54,7 +57,8 @@ po::options_description train_options(trainer::TrainConfig& c, std::string& conf
     ("threads", po::value(&c.threads)->default_value(0), "threads for the engine; 0: all cores")
     ("set", po::value(&c.set)->composing(), "a plugin option, key=value (repeatable); see --plugin X --help")
     ("config", po::value(&config_file), "an adapter_config.json whose fields set the plugin's options")
-    ("resume", po::value(&resume), "continue the run saved in this folder, with its settings")
+    ("resume", po::value(&resume), "continue the run saved in this folder, with its settings "
+     "(other options but --threads, --stop-after and --quiet are ignored)")
     ("eval-every", po::value(&c.eval_every)->default_value(0), "evaluate every N steps; 0: before and after only")
     ("patience", po::value(&c.patience)->default_value(0), "stop after N evaluations without improvement; 0: never")
     ("save-every", po::value(&c.save_every)->default_value(0), "checkpoint every N steps; 0: at the end")
@@ -67,7 +71,8 @@ po::options_description train_options(trainer::TrainConfig& c, std::string& conf
 }
 
 void print_help(const po::options_description& d, const trainer::TrainConfig& c) {
-  std::cout << "Usage: prompthost train --plugin NAME [OPTIONS]\n\n"
+  std::cout << "Usage: prompthost train --plugin NAME [OPTIONS]\n"
+               "       prompthost train --resume DIR [--threads K] [--stop-after N] [--quiet]\n\n"
                "Trains the method's soft prompt through the frozen model, evaluates it before\n"
                "and after, and writes the adapter folder (PEFT's adapter_config.json and\n"
                "adapter_model.safetensors, plus what --resume needs).\n\n"
@@ -91,6 +96,40 @@ void print_help(const po::options_description& d, const trainer::TrainConfig& c)
   }
 }
 
+// The method a --plugin names: the name itself, or for path/to/ph_x.so, x.
+std::string method_name(const std::string& plugin) {
+  std::string stem = std::filesystem::path(plugin).stem().string();
+  if (stem.rfind("ph_", 0) == 0 && plugin.find('/') != std::string::npos) stem = stem.substr(3);
+  return stem;
+}
+
+// The bundled demo's per-method settings (models/demo/train-defaults.json: those of the
+// PyTorch reference runs), for what the command line left at its defaults.
+void apply_demo_defaults(trainer::TrainConfig& c, const po::variables_map& vm,
+                         const std::string& method) {
+  const std::string file = bundled_demo_path("train-defaults.json");
+  if (!std::filesystem::exists(file)) return;
+  const nlohmann::json all = trainer::read_json(file);
+  if (!all.contains(method)) return;
+  const nlohmann::json& d = all.at(method);
+  if (vm["lr"].defaulted() && d.contains("lr")) c.lr = d.at("lr").get<double>();
+  if (vm["epochs"].defaulted() && d.contains("epochs")) c.epochs = d.at("epochs").get<int>();
+  if (!vm["config"].empty() || !d.contains("options")) return;
+  std::vector<std::string> set;
+  for (const auto& [key, value] : d.at("options").items()) {
+    const bool given = std::any_of(c.set.begin(), c.set.end(), [&](const std::string& kv) {
+      return kv.rfind(key + "=", 0) == 0;
+    });
+    if (!given)
+      set.push_back(key + "=" + (value.is_string() ? value.get<std::string>() : value.dump()));
+  }
+  c.set.insert(c.set.begin(), set.begin(), set.end());
+  std::string shown;
+  for (const auto& kv : set) shown += " --set " + kv;
+  std::printf("bundled demo: %s with --lr %g --epochs %d%s (%s)\n", method.c_str(), c.lr, c.epochs,
+              shown.c_str(), file.c_str());
+}
+
 void print_report(const trainer::TrainSummary& s) {
   std::printf("\n%s: %d steps in %s, %zu trainable parameters, last loss %.4f\n", s.plugin.c_str(),
               s.steps, trainer::format_duration(s.seconds).c_str(), s.trainable_parameters,
@@ -106,8 +145,11 @@ void print_report(const trainer::TrainSummary& s) {
     }
   }
   std::printf("adapter written to %s\n", s.output_dir.c_str());
-  std::printf("generate with it:  prompthost generate --adapter %s --prompt \"...\"\n",
-              s.output_dir.c_str());
+  // a multitask adapter needs the task to generate for
+  const std::string task =
+      !s.per_task ? "" : " --task " + (s.task_names.empty() ? "0" : s.task_names.front());
+  std::printf("generate with it:  prompthost generate --adapter %s%s --prompt \"...\"\n",
+              s.output_dir.c_str(), task.c_str());
 }
 
 }  // namespace
@@ -147,16 +189,14 @@ int train_command(int argc, char** argv) {
         c.data = bundled_demo_path("tasks/topic/train.jsonl");
         if (c.eval_data.empty()) c.eval_data = bundled_demo_path("tasks/topic/test.jsonl");
       }
+      if (demo) apply_demo_defaults(c, vm, method_name(c.plugin));
       if (c.data.empty()) {
         std::fprintf(stderr, "%s--data is required with --model\n", kPrefix);
         return kExitUsage;
       }
-      if (c.output_dir.empty()) {  // runs/<method>, also for --plugin path/to/ph_x.so
-        std::string stem = std::filesystem::path(c.plugin).stem().string();
-        if (stem.rfind("ph_", 0) == 0 && c.plugin.find('/') != std::string::npos) stem = stem.substr(3);
-        c.output_dir = "runs/" + stem;
-      }
+      if (c.output_dir.empty()) c.output_dir = "runs/" + method_name(c.plugin);
       if (!config_file.empty()) c.method_config = trainer::read_json(config_file);
+      c.tokenizer = tokenizer_path(c.model, c.tokenizer);
     }
     print_report(trainer::train(c, resume));
     return kExitOk;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include <xtensor/xview.hpp>
 
@@ -93,14 +94,19 @@ EvalResult evaluate(const Model& model, const Tokenizer& tokenizer, host::Method
   if (!r.has_outputs) return r;
 
   const int32_t eos = tokenizer.eos_id();
-  if (options.generate) {  // exact match of the greedy continuation
-    int hits = 0;
+  if (options.generate) {           // exact match of the greedy continuation
+    std::set<std::string> outputs;  // a classifier's labels, say
+    for (const auto& ex : examples) outputs.insert(trim(ex.output));
+    int hits = 0, known = 0;
     for (size_t i = 0; i < examples.size(); ++i) {
       const int want = (int)tokenizer.encode(examples[i].output).size();
       const auto ids = generate_output(model, method, encoded[i], want + 4, eos);
-      hits += trim(tokenizer.decode(ids)) == trim(examples[i].output);
+      r.generated.push_back(tokenizer.decode(ids));
+      hits += trim(r.generated.back()) == trim(examples[i].output);
+      known += outputs.count(trim(r.generated.back())) > 0;
     }
     r.exact_match = examples.empty() ? 0.0 : (double)hits / examples.size();
+    r.known_output = examples.empty() ? 0.0 : (double)known / examples.size();
   }
 
   // rank accuracy: the expected output must be the most likely of the distinct outputs
@@ -110,23 +116,14 @@ EvalResult evaluate(const Model& model, const Tokenizer& tokenizer, host::Method
     if (index.emplace(ex.output, (int)candidates.size()).second) candidates.push_back(ex.output);
   r.rank_candidates = (int)candidates.size();
   if (candidates.size() < 2 || (int)candidates.size() > options.max_rank_candidates) return r;
-  std::vector<std::vector<int32_t>> candidate_tokens;
-  for (const auto& c : candidates) {
-    candidate_tokens.push_back(tokenizer.encode(c));
-    if (eos >= 0) candidate_tokens.back().push_back(eos);
-  }
   int hits = 0;
   for (size_t i = 0; i < examples.size(); ++i) {
-    std::vector<Encoded> variants;
-    for (const auto& ct : candidate_tokens) {
-      Encoded v = encoded[i];
-      v.sequence.tokens.resize(v.prompt_length);
-      v.sequence.labels.assign(v.prompt_length, kIgnoreLabel);
-      for (int32_t t : ct) {
-        v.sequence.tokens.push_back(t);
-        v.sequence.labels.push_back(t);
-      }
-      variants.push_back(std::move(v));
+    std::vector<Encoded> variants;  // the example with each candidate output
+    for (const auto& c : candidates) {
+      Example v = examples[i];
+      v.output = c;
+      variants.push_back(encode_example(v, tokenizer, options.parts, options.encode));
+      variants.back().task = encoded[i].task;
     }
     std::vector<const Encoded*> ptrs;
     for (const auto& v : variants) ptrs.push_back(&v);

@@ -3,6 +3,7 @@
 // rank accuracy (is the expected output the most likely of all outputs in the data?).
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "host/plugin/method_instance.h"
@@ -14,15 +15,21 @@ namespace ph::trainer {
 struct EvalResult {
   int examples = 0;
   long scored_tokens = 0;
-  double loss = 0.0;           // mean cross-entropy per scored token
-  double perplexity = 0.0;     // exp(loss)
-  bool has_outputs = false;    // input/output data: the accuracies below are meaningful
-  double exact_match = 0.0;    // fraction
+  double loss = 0.0;          // mean cross-entropy per scored token
+  double perplexity = 0.0;    // exp(loss)
+  bool has_outputs = false;   // input/output data: the accuracies below are meaningful
+  double exact_match = 0.0;   // fraction
+  double known_output = 0.0;  // fraction of generated outputs equal to some output in the data
+  std::vector<std::string> generated;  // each example's greedy output (when generated)
   double rank_accuracy = 0.0;  // fraction; 0 when the data has over max_rank_candidates outputs
   int rank_candidates = 0;
 };
 
 struct EvalOptions {
+  // How the examples were encoded: rank accuracy re-encodes each example with every
+  // candidate output, cut to the same length limit.
+  std::vector<TemplatePart> parts;
+  EncodeOptions encode;
   int batch_size = 16;
   int max_rank_candidates = 32;
   bool generate = true;  // exact match needs generation; skip it for a cheaper evaluation

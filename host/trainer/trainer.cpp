@@ -271,6 +271,8 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   summary.output_dir = cfg.output_dir;
   summary.plugin = library->descriptor().name;
   summary.trainable_parameters = method.parameter_count_total();
+  summary.per_task = spec.per_example != 0;
+  summary.task_names = task_names;
   summary.total_steps = total_steps;
   summary.truncated_examples = train_data.truncated_examples;
   Progress progress(total_steps, cfg.log_every, cfg.quiet);
@@ -280,6 +282,8 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
                      " tokens");
 
   EvalOptions eval_options;
+  eval_options.parts = parts;
+  eval_options.encode = enc;
   eval_options.generate = cfg.eval_generate;
   auto run_eval = [&]() {
     return evaluate(model, *tokenizer, method, eval_data.examples, eval_data.encoded, eval_options);

@@ -50,6 +50,8 @@ struct TrainConfig {
 struct TrainSummary {
   std::string output_dir;
   std::string plugin;
+  bool per_task = false;                // the method keeps a prompt per task (multitask)
+  std::vector<std::string> task_names;  // the names the data gave tasks (may be empty)
   size_t trainable_parameters = 0;
   int steps = 0;
   int total_steps = 0;

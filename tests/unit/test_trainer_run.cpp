@@ -3,6 +3,7 @@
 // (options, model, data, an adapter for another model) is a clear error.
 #include <catch.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -176,4 +177,28 @@ TEST_CASE("an adapter made for another model is refused", "[trainer]") {
   const FloatTensor saved = f.to_float("prompt_embeddings");
   REQUIRE(inj.virtual_tokens.size() == saved.numel);
   CHECK(std::equal(saved.data, saved.data + saved.numel, inj.virtual_tokens.begin()));
+}
+
+TEST_CASE("rank accuracy fits every candidate output into the context", "[trainer]") {
+  // An example whose input fills the context up to its own short output: scoring it with
+  // a longer candidate output must cut more of the input, not overflow the context
+  // (the demo context is 256; 50 virtual tokens leave 206 real tokens).
+  const std::string dir = test::temp_dir("trainer_rank_fit");
+  std::string long_input = "Quote:";
+  for (int i = 0; i < 300; ++i) long_input += " word";
+  {
+    std::ofstream out(dir + "/eval.jsonl");
+    out << nlohmann::json{{"input", long_input + "\nTopic:"}, {"output", " computers"}}.dump() << "\n"
+        << nlohmann::json{{"input", "Quote: short.\nTopic:"}, {"output", " definitions"}}.dump()
+        << "\n";
+  }
+  TrainConfig c = small_run(dir + "/run");
+  c.set = {"num_virtual_tokens=50"};
+  c.eval_data = dir + "/eval.jsonl";
+  c.eval_generate = false;
+  c.max_steps = 1;
+  const TrainSummary s = train(c);
+  REQUIRE(s.evaluated);
+  CHECK(s.after.rank_candidates == 2);
+  CHECK(std::isfinite(s.after.loss));
 }
