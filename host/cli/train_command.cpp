@@ -10,6 +10,7 @@
 
 #include "host/cli/bundled_demo.h"
 #include "host/cli/commands.h"
+#include "host/cli/program_path.h"
 #include "host/cli/tokenizer_path.h"
 #include "host/plugin/method_options.h"
 #include "host/plugin/plugin_discovery.h"
@@ -148,8 +149,8 @@ void print_report(const trainer::TrainSummary& s) {
   // a multitask adapter needs the task to generate for
   const std::string task =
       !s.per_task ? "" : " --task " + (s.task_names.empty() ? "0" : s.task_names.front());
-  std::printf("generate with it:  prompthost generate --adapter %s%s --prompt \"...\"\n",
-              s.output_dir.c_str(), task.c_str());
+  std::printf("generate with it:  %s generate --adapter %s%s --prompt \"...\"\n",
+              program_path().c_str(), s.output_dir.c_str(), task.c_str());
 }
 
 }  // namespace
