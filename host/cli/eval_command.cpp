@@ -84,9 +84,10 @@ int eval_command(int argc, char** argv) {
     trainer::TaskMap tasks(a.info.task_names);
     const auto examples = trainer::read_jsonl(data);
     std::vector<trainer::Encoded> encoded;
-    for (const auto& ex : examples) {
-      encoded.push_back(trainer::encode_example(ex, *tok, parts, enc));
-      if (!ex.task.empty() || spec.per_example) encoded.back().task = tasks.id(ex, data, false);
+    const std::vector<int64_t> task_ids = tasks.ids(examples, data, false, spec.per_example);
+    for (size_t i = 0; i < examples.size(); ++i) {
+      encoded.push_back(trainer::encode_example(examples[i], *tok, parts, enc));
+      encoded.back().task = task_ids[i];
     }
     trainer::EvalOptions options;
     options.parts = parts;

@@ -69,6 +69,18 @@ std::vector<Example> read_jsonl(const std::string& path) {
   return examples;
 }
 
+std::vector<int64_t> TaskMap::ids(const std::vector<Example>& examples, const std::string& file,
+                                  bool learn, bool per_task) {
+  const bool any = std::any_of(examples.begin(), examples.end(),
+                               [](const Example& ex) { return !ex.task.empty(); });
+  std::vector<int64_t> out;
+  for (const Example& ex : examples)
+    out.push_back(!any                             ? (per_task ? 0 : -1)
+                  : (per_task || !ex.task.empty()) ? id(ex, file, learn)
+                                                   : -1);
+  return out;
+}
+
 int64_t TaskMap::id(const Example& ex, const std::string& file, bool learn) {
   const std::string where = file + ":" + std::to_string(ex.line);
   if (ex.task.empty()) throw Error(where + ": the method needs a \"task\" field");

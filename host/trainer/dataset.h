@@ -41,6 +41,12 @@ class TaskMap {
   int64_t id(const Example& example, const std::string& file, bool learn);
   const std::vector<std::string>& names() const { return names_; }
 
+  // The task id of each example for a method that keeps a prompt per task (or, with
+  // `per_task` false, only where the data names one; -1 elsewhere). Data with no "task"
+  // field at all is one task, id 0: a multitask method then trains on it as a single task.
+  std::vector<int64_t> ids(const std::vector<Example>& examples, const std::string& file,
+                           bool learn, bool per_task);
+
  private:
   std::vector<std::string> names_;
 };

@@ -116,9 +116,10 @@ Data load_data(const std::string& path, const Tokenizer& tok,
   Data d;
   d.examples = read_jsonl(path);
   if (d.examples.empty()) throw Error(path + ": no examples");
-  for (const auto& ex : d.examples) {
-    Encoded e = encode_example(ex, tok, parts, enc);
-    if (!ex.task.empty() || needs_tasks) e.task = tasks.id(ex, path, learn_tasks);
+  const std::vector<int64_t> task_ids = tasks.ids(d.examples, path, learn_tasks, needs_tasks);
+  for (size_t i = 0; i < d.examples.size(); ++i) {
+    Encoded e = encode_example(d.examples[i], tok, parts, enc);
+    e.task = task_ids[i];
     d.truncated_examples += e.truncated > 0;
     d.lengths.push_back((int)e.sequence.tokens.size());
     d.encoded.push_back(std::move(e));

@@ -152,4 +152,15 @@ TEST_CASE("tasks map names and indices to ids", "[trainer]") {
   none.line = 3;
   CHECK_THAT(test::error_message([&] { tasks.id(none, "f.jsonl", false); }),
              Catch::Contains("needs a \"task\""));
+
+  // whole files: no "task" field at all is one task (id 0) for a per-task method
+  Example other;
+  other.line = 4;
+  CHECK(tasks.ids({none, other}, "f.jsonl", false, true) == std::vector<int64_t>{0, 0});
+  CHECK(tasks.ids({none, other}, "f.jsonl", false, false) == std::vector<int64_t>{-1, -1});
+  CHECK(tasks.ids({b, none}, "f.jsonl", false, false) == std::vector<int64_t>{1, -1});
+  CHECK_THAT(test::error_message([&] {
+               tasks.ids({b, none}, "f.jsonl", false, true);
+             }),
+             Catch::Contains("f.jsonl:3: the method needs a \"task\""));
 }
