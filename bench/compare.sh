@@ -20,7 +20,9 @@ configs=(
   "--shape gpt2-small --plugin prompt_tuning --workload cls --batch 8 --seq 128 --virtual 20"
   "--shape gpt2-small --plugin prompt_tuning --workload generate --batch 1 --seq 32 --virtual 20 --new 64"
 )
-printf "%-72s %12s %12s %8s %10s %10s\n" configuration "ours" "pytorch" "speedup" "rss ours" "rss torch"
+# "of peak": training, the step's GEMM GFLOP/s over the SGEMM rate measured in the same run;
+# generate, weight bytes streamed per second over the measured read bandwidth.
+printf "%-72s %12s %12s %8s %10s %10s %8s\n" configuration "ours" "pytorch" "speedup" "rss ours" "rss torch" "of peak"
 for c in "${configs[@]}"; do
   ours=$("$ph" bench $c --threads "$threads" --steps "$steps" --warmup 1)
   theirs=$($py "$here/torch_baseline.py" ${c//--plugin/--method} --threads "$threads" --steps "$steps" --warmup 1)
@@ -30,9 +32,11 @@ c, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 if a["workload"] == "generate":
     va, vb, unit = a["tokens_per_s"], b["tokens_per_s"], "tok/s"
     speed = va / vb
+    peak = a.get("bandwidth_fraction", float("nan"))
 else:
     va, vb, unit = a["step_ms_median"], b["step_ms_median"], "ms"
     speed = vb / va
-print(f"{c:72s} {va:9.1f} {unit:>2s} {vb:9.1f} {unit:>2s} {speed:7.2f}x {a['peak_rss_mb']:8.0f}MB {b['peak_rss_mb']:8.0f}MB")
+    peak = a.get("sgemm_fraction", float("nan"))
+print(f"{c:72s} {va:9.1f} {unit:>2s} {vb:9.1f} {unit:>2s} {speed:7.2f}x {a['peak_rss_mb']:8.0f}MB {b['peak_rss_mb']:8.0f}MB {peak:7.2f}")
 PY
 done

@@ -2,10 +2,11 @@
 // weights, printing one JSON line with the keys of bench/torch_baseline.py so the two
 // compare directly (same shapes, workloads and definitions).
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <random>
@@ -23,6 +24,7 @@
 #include "host/trainer/optimizer.h"
 #include "models/common/error.h"
 #include "models/engine/engine.h"
+#include "models/engine/machine.h"
 #include "models/loader/random_model.h"
 
 namespace ph::cli {
@@ -58,7 +60,31 @@ double peak_rss_mb() {
   return u.ru_maxrss / 1024.0;
 }
 
-double round2(double v) { return std::round(v * 100) / 100; }
+double round2(double v) {
+  return std::round(v * 100) / 100;
+}
+
+// CPU time of the whole process (all threads), seconds: per step, it shows work done
+// independently of how much of the machine other jobs take.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Bytes of frozen weights one decoded token reads: every projection of every layer and
+// the output head (norm gains and the one embedding row are negligible).
+double weight_bytes_per_token(const ModelConfig& c) {
+  const double pre_width = c.arch == Arch::kLlama ? 2.0 * c.ffn_dim : c.ffn_dim;
+  const double layer = (double)c.dim * c.qkv_dim() + (double)c.q_dim() * c.dim + c.dim * pre_width +
+                       (double)c.ffn_dim * c.dim;
+  return 4.0 * (c.n_layers * layer + (double)c.vocab_size * c.dim);
+}
 
 }  // namespace
 
@@ -101,14 +127,15 @@ int bench_command(int argc, char** argv) {
   }
   try {
     set_num_threads(threads);
-    const Model model = model_path.empty() ? make_random_model(shape_config(shape), seed)
-                                           : load_model(model_path);
+    const Model model =
+        model_path.empty() ? make_random_model(shape_config(shape), seed) : load_model(model_path);
     const ModelConfig& c = model.config;
     auto library = host::find_plugin(plugin, {});
     std::vector<std::string> sets = {"num_virtual_tokens=" + std::to_string(virt)};
     if (library->descriptor().name == std::string("prefix_tuning"))
       sets.insert(sets.end(), {"prefix_projection=true", "encoder_hidden_size=512"});
-    const auto options = host::resolve_options(library->descriptor(), nlohmann::json::object(), sets);
+    const auto options =
+        host::resolve_options(library->descriptor(), nlohmann::json::object(), sets);
     host::ModelHost model_host(model, nullptr);
     host::MethodInstance method(library, model_host, options, seed);
     const ph_injection_spec spec = method.injection();
@@ -129,11 +156,13 @@ int bench_command(int argc, char** argv) {
       if (inj.virtual_tokens.size())
         rows = xt::xtensor<float, 2>(xt::view(inj.virtual_tokens, 0, xt::all(), xt::all()));
       auto decode = [&](int n) {
-        KVCache cache = make_kv_cache(model, std::min(c.max_positions, (int)prompt.size() + spec.n_prefix + n));
+        KVCache cache =
+            make_kv_cache(model, std::min(c.max_positions, (int)prompt.size() + spec.n_prefix + n));
         append_prefix(cache, inj.prefix);
         auto logits = extend(model, cache, prompt, rows);
         for (int i = 1; i < n; ++i) {
-          const int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+          const int32_t next =
+              (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
           logits = extend(model, cache, {next});
         }
       };
@@ -141,8 +170,18 @@ int bench_command(int argc, char** argv) {
       const auto t0 = Clock::now();
       decode(new_tokens);
       const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-      out.update({{"workload", "generate"}, {"prompt_tokens", seq}, {"virtual", virt},
-                  {"new_tokens", new_tokens}, {"tokens_per_s", round2(new_tokens / dt)}});
+      // The bandwidth bound: each decoded token streams all weights once. (Peak RSS is
+      // taken before the measurement's buffer exists.)
+      out["peak_rss_mb"] = std::round(peak_rss_mb() * 10) / 10;
+      const double bytes = weight_bytes_per_token(c), gbps = measure_read_gbps();
+      out.update({{"workload", "generate"},
+                  {"prompt_tokens", seq},
+                  {"virtual", virt},
+                  {"new_tokens", new_tokens},
+                  {"tokens_per_s", round2(new_tokens / dt)},
+                  {"weight_mb_per_token", round2(bytes / 1e6)},
+                  {"read_gbps", round2(gbps)},
+                  {"bandwidth_fraction", round2(new_tokens / dt * bytes / (gbps * 1e9))}});
     } else if (workload == "lm" || workload == "cls") {
       std::vector<Sequence> data(batch);
       long real_tokens = 0;
@@ -180,24 +219,35 @@ int bench_command(int argc, char** argv) {
         optimizer.update(refs, 1e-3, ++step_no);
       };
       for (int w = 0; w < warmup; ++w) step();
-      std::vector<double> times;
+      std::vector<double> times, cpu_times;
       for (int i = 0; i < steps; ++i) {
         const auto t0 = Clock::now();
+        const double c0 = process_cpu_seconds();
         step();
         times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+        cpu_times.push_back(process_cpu_seconds() - c0);
       }
-      std::vector<double> sorted = times;
-      std::sort(sorted.begin(), sorted.end());
-      const double med = sorted.size() % 2 ? sorted[sorted.size() / 2]
-                                           : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
-      out.update({{"batch", batch}, {"seq", seq}, {"virtual", virt}, {"workload", workload},
-                  {"step_ms_median", round2(med * 1e3)}, {"step_ms_min", round2(sorted[0] * 1e3)},
-                  {"tokens_per_s", std::round(real_tokens / med * 10) / 10}});
+      const double med = median(times), fastest = *std::min_element(times.begin(), times.end());
+      // Achieved GEMM rate of the step against this machine's SGEMM rate, measured now.
+      out["peak_rss_mb"] = std::round(peak_rss_mb() * 10) / 10;
+      const double gflop = pass.step_flops() * 1e-9, sgemm = measure_sgemm_gflops();
+      out.update({{"batch", batch},
+                  {"seq", seq},
+                  {"virtual", virt},
+                  {"workload", workload},
+                  {"step_ms_median", round2(med * 1e3)},
+                  {"step_ms_min", round2(fastest * 1e3)},
+                  {"tokens_per_s", std::round(real_tokens / med * 10) / 10},
+                  {"step_cpu_ms_median", round2(median(cpu_times) * 1e3)},
+                  {"gflop_per_step", round2(gflop)},
+                  {"gflops", round2(gflop / med)},
+                  {"gflops_best", round2(gflop / fastest)},
+                  {"sgemm_gflops", round2(sgemm)},
+                  {"sgemm_fraction", round2(gflop / fastest / sgemm)}});
     } else {
       std::fprintf(stderr, "prompthost bench: --workload must be lm, cls or generate\n");
       return kExitUsage;
     }
-    out["peak_rss_mb"] = std::round(peak_rss_mb() * 10) / 10;
     std::printf("%s\n", out.dump().c_str());
     return kExitOk;
   } catch (const std::exception& e) {

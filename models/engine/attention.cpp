@@ -1,9 +1,12 @@
 #include "models/engine/attention.h"
 
-#include <cblas.h>
-
+#include <algorithm>
+#include <atomic>
 #include <cmath>
-#include <limits>
+
+#include "models/engine/kernels.h"
+#include "models/engine/linear.h"
+#include "models/engine/parallel.h"
 
 namespace ph {
 
@@ -18,115 +21,203 @@ std::vector<const KVSpan*> spans_of(const AttentionSegment& seg) {
   return spans;
 }
 
-int total_keys(const std::vector<const KVSpan*>& spans) {
-  int total = 0;
-  for (const KVSpan* s : spans) total += s->n;
+int total_keys(const AttentionSegment& seg) {
+  int total = seg.own.n;
+  for (const auto& c : seg.context) total += c.n;
   return total;
 }
 
-// scores[len, total] = scale · Q_h K_gᵀ over every span; own keys after query t are masked.
+// scores[len, total] = scale · Q_h K_gᵀ over every span. Entries of own keys after the
+// query (the causal mask) are computed too, and ignored by the callers.
 void scaled_scores(const AttentionSegment& seg, const std::vector<const KVSpan*>& spans, int h,
                    int g, int hd, float scale, int total, float* scores) {
   int col = 0;
   for (const KVSpan* s : spans) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, seg.len, s->n, hd, scale,
-                seg.q + (size_t)h * hd, (int)seg.q_stride, s->k + (size_t)g * s->head_stride,
-                (int)s->pos_stride, 0.0f, scores + col, total);
+    gemm(false, true, seg.len, s->n, hd, scale, seg.q + (size_t)h * hd, (int)seg.q_stride,
+         s->k + (size_t)g * s->head_stride, (int)s->pos_stride, 0.0f, scores + col, total);
     col += s->n;
   }
-  const int own0 = total - seg.len;
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  for (int t = 0; t < seg.len; ++t)
-    for (int j = t + 1; j < seg.len; ++j) scores[(size_t)t * total + own0 + j] = neg_inf;
+}
+
+// Runs unit(u, scratch) for u in [0, units), handing units out dynamically: a unit's
+// result must not depend on the thread that computes it (then, on a shared machine, a
+// descheduled thread's units are simply taken over by the others). Each thread gets its
+// own scratch.
+template <class Scratch, class Unit>
+void for_each_unit(int units, long work, Unit unit) {
+  if (work < (1L << 16) || units < 2) {
+    Scratch scratch;
+    for (int u = 0; u < units; ++u) unit(u, scratch);
+    return;
+  }
+  std::atomic<int> next{0};
+  parallel_run([&](int) {
+    Scratch scratch;
+    for (int u; (u = next.fetch_add(1, std::memory_order_relaxed)) < units;) unit(u, scratch);
+  });
 }
 
 }  // namespace
 
-void attention_forward(const AttentionShape& shape, const AttentionSegment& seg) {
-  if (seg.len == 0) return;
-  const int hd = shape.head_dim, group = shape.n_heads / shape.n_kv_heads;
+// Units of work are (segment, head) pairs.
+void attention_forward(const AttentionShape& shape, const std::vector<AttentionSegment>& segs) {
+  const int hd = shape.head_dim, H = shape.n_heads, group = shape.n_heads / shape.n_kv_heads;
   const float scale = 1.0f / std::sqrt((float)hd);
-  const auto spans = spans_of(seg);
-  const int total = total_keys(spans);
-  std::vector<float> p((size_t)seg.len * total);
-  for (int h = 0; h < shape.n_heads; ++h) {
-    const int g = h / group;
+  long work = 0;
+  size_t scratch = 0;
+  for (const auto& seg : segs) {
+    work += (long)seg.len * total_keys(seg) * hd * H;
+    scratch = std::max(scratch, (size_t)seg.len * total_keys(seg));
+  }
+  struct Scratch {
+    std::vector<float> p;
+  };
+  for_each_unit<Scratch>((int)segs.size() * H, work, [&](int u, Scratch& sc) {
+    const AttentionSegment& seg = segs[u / H];
+    const int h = u % H, g = h / group;
+    if (seg.len == 0) return;
+    std::vector<float>& p = sc.p;
+    p.resize(scratch);
+    const auto spans = spans_of(seg);
+    const int total = total_keys(seg), n_context = total - seg.len;
     scaled_scores(seg, spans, h, g, hd, scale, total, p.data());
-    for (int t = 0; t < seg.len; ++t) {  // softmax, keeping the log-sum-exp
+    for (int t = 0; t < seg.len; ++t) {  // softmax over the visible keys, keeping the lse
       float* row = p.data() + (size_t)t * total;
-      float max = row[0];
-      for (int j = 1; j < total; ++j) max = row[j] > max ? row[j] : max;
-      double sum = 0.0;
-      for (int j = 0; j < total; ++j) {
-        row[j] = std::exp(row[j] - max);
-        sum += row[j];
-      }
-      const float inv = (float)(1.0 / sum);
-      for (int j = 0; j < total; ++j) row[j] *= inv;
-      seg.lse[(size_t)h * seg.len + t] = max + (float)std::log(sum);
+      const int visible = n_context + t + 1;
+      seg.lse[(size_t)h * seg.len + t] = softmax_inplace(visible, row);
+      std::fill(row + visible, row + total, 0.0f);
     }
     int col = 0;
     for (size_t i = 0; i < spans.size(); ++i) {  // O_h = Σ_span P_span V_span
       const KVSpan* s = spans[i];
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, seg.len, hd, s->n, 1.0f,
-                  p.data() + col, total, s->v + (size_t)g * s->head_stride, (int)s->pos_stride,
-                  i == 0 ? 0.0f : 1.0f, seg.out + (size_t)h * hd, (int)seg.out_stride);
+      gemm(false, false, seg.len, hd, s->n, 1.0f, p.data() + col, total,
+           s->v + (size_t)g * s->head_stride, (int)s->pos_stride, i == 0 ? 0.0f : 1.0f,
+           seg.out + (size_t)h * hd, (int)seg.out_stride);
       col += s->n;
     }
-  }
+  });
 }
 
 // With P = softmax(S), O = P V and upstream dO:
 //   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dO ⊙ O)),  dQ = scale dS K,  dK = scale dSᵀ Q.
-void attention_backward(const AttentionShape& shape, const AttentionSegment& seg) {
-  if (seg.len == 0) return;
-  const int hd = shape.head_dim, group = shape.n_heads / shape.n_kv_heads;
+//
+// Units are (segment, kv head) pairs: the heads of a group write the same own-key
+// gradients, so they stay in one unit. Context spans are seen by many segments; each
+// unit writes its share of their dk/dv to its own partial buffer, and the partials are
+// added to the spans afterwards in unit order, so the sums do not depend on the
+// thread count or on which thread ran which unit.
+void attention_backward(const AttentionShape& shape, const std::vector<AttentionSegment>& segs) {
+  const int hd = shape.head_dim, G = shape.n_kv_heads, group = shape.n_heads / shape.n_kv_heads;
   const float scale = 1.0f / std::sqrt((float)hd);
-  const auto spans = spans_of(seg);
-  const int total = total_keys(spans);
-  std::vector<float> p((size_t)seg.len * total), dp((size_t)seg.len * total);
-  std::vector<float> delta(seg.len);
-  for (int h = 0; h < shape.n_heads; ++h) {
-    const int g = h / group;
-    scaled_scores(seg, spans, h, g, hd, scale, total, p.data());
-    for (int t = 0; t < seg.len; ++t) {
-      float* row = p.data() + (size_t)t * total;
-      const float lse = seg.lse[(size_t)h * seg.len + t];
-      for (int j = 0; j < total; ++j) row[j] = std::exp(row[j] - lse);  // exp(-inf) = 0
-      const float* o = seg.out + (size_t)t * seg.out_stride + (size_t)h * hd;
-      const float* d = seg.dout + (size_t)t * seg.out_stride + (size_t)h * hd;
-      double acc = 0.0;
-      for (int i = 0; i < hd; ++i) acc += (double)o[i] * d[i];
-      delta[t] = (float)acc;
+  long work = 0;
+  size_t scratch = 0, partial_size = 0;  // partial_size: per unit, all of its context spans
+  std::vector<size_t> partial_offset(segs.size() + 1, 0);
+  for (size_t si = 0; si < segs.size(); ++si) {
+    const auto& seg = segs[si];
+    work += (long)seg.len * total_keys(seg) * hd * shape.n_heads;
+    scratch = std::max(scratch, (size_t)seg.len * total_keys(seg));
+    size_t per_unit = 0;
+    for (const auto& c : seg.context)
+      if (c.dk || c.dv) per_unit += 2 * (size_t)c.n * hd;
+    partial_offset[si + 1] = partial_offset[si] + per_unit * G;
+    partial_size = partial_offset[si + 1];
+  }
+  std::vector<float> partial(partial_size, 0.0f);
+  struct Scratch {
+    std::vector<float> p, dp, delta;
+  };
+  for_each_unit<Scratch>((int)segs.size() * G, work, [&](int u, Scratch& sc) {
+    const size_t si = u / G;
+    const AttentionSegment& seg = segs[si];
+    const int g = u % G;
+    if (seg.len == 0) return;
+    std::vector<float>&p = sc.p, &dp = sc.dp, &delta = sc.delta;
+    p.resize(scratch);
+    dp.resize(scratch);
+    const auto spans = spans_of(seg);
+    const int total = total_keys(seg), n_context = total - seg.len;
+    // Where each span's dk/dv go for this unit: the own span directly (only this unit
+    // writes it), a context span into this unit's partial buffer as [n, hd] blocks.
+    std::vector<float*> dk(spans.size(), nullptr), dv(spans.size(), nullptr);
+    std::vector<int> ld(spans.size(), 0);
+    float* part =
+        partial.data() + partial_offset[si] + (partial_offset[si + 1] - partial_offset[si]) / G * g;
+    for (size_t i = 0; i < spans.size(); ++i) {
+      const KVSpan* s = spans[i];
+      if (s == &seg.own) {
+        if (s->dk) dk[i] = s->dk + (size_t)g * s->head_stride;
+        if (s->dv) dv[i] = s->dv + (size_t)g * s->head_stride;
+        ld[i] = (int)s->pos_stride;
+      } else if (s->dk || s->dv) {
+        dk[i] = part;
+        dv[i] = part + (size_t)s->n * hd;
+        part += 2 * (size_t)s->n * hd;
+        ld[i] = hd;
+      }
     }
-    const float* dout_h = seg.dout + (size_t)h * hd;
-    int col = 0;
-    for (const KVSpan* s : spans) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, seg.len, s->n, hd, 1.0f, dout_h,
-                  (int)seg.out_stride, s->v + (size_t)g * s->head_stride, (int)s->pos_stride, 0.0f,
-                  dp.data() + col, total);
-      if (s->dv)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->n, hd, seg.len, 1.0f,
-                    p.data() + col, total, dout_h, (int)seg.out_stride, 1.0f,
-                    s->dv + (size_t)g * s->head_stride, (int)s->pos_stride);
-      col += s->n;
+    delta.resize(seg.len);
+    for (int h = g * group; h < (g + 1) * group; ++h) {
+      scaled_scores(seg, spans, h, g, hd, scale, total, p.data());
+      for (int t = 0; t < seg.len; ++t) {
+        float* row = p.data() + (size_t)t * total;
+        const int visible = n_context + t + 1;
+        exp_shifted(visible, seg.lse[(size_t)h * seg.len + t], row);
+        std::fill(row + visible, row + total, 0.0f);
+        const float* o = seg.out + (size_t)t * seg.out_stride + (size_t)h * hd;
+        const float* d = seg.dout + (size_t)t * seg.out_stride + (size_t)h * hd;
+        double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+        for (int i = 0; i < hd; ++i) acc += (double)o[i] * d[i];
+        delta[t] = (float)acc;
+      }
+      const float* dout_h = seg.dout + (size_t)h * hd;
+      int col = 0;
+      for (size_t i = 0; i < spans.size(); ++i) {
+        const KVSpan* s = spans[i];
+        gemm(false, true, seg.len, s->n, hd, 1.0f, dout_h, (int)seg.out_stride,
+             s->v + (size_t)g * s->head_stride, (int)s->pos_stride, 0.0f, dp.data() + col, total);
+        if (dv[i])
+          gemm(true, false, s->n, hd, seg.len, 1.0f, p.data() + col, total, dout_h,
+               (int)seg.out_stride, 1.0f, dv[i], ld[i]);
+        col += s->n;
+      }
+      for (int t = 0; t < seg.len; ++t) {  // dS, in place of dP
+        const float* pr = p.data() + (size_t)t * total;
+        float* dr = dp.data() + (size_t)t * total;
+        const float dt = delta[t];
+#pragma omp simd
+        for (int j = 0; j < total; ++j) dr[j] = pr[j] * (dr[j] - dt);
+      }
+      col = 0;
+      for (size_t i = 0; i < spans.size(); ++i) {
+        const KVSpan* s = spans[i];
+        gemm(false, false, seg.len, hd, s->n, scale, dp.data() + col, total,
+             s->k + (size_t)g * s->head_stride, (int)s->pos_stride, 1.0f, seg.dq + (size_t)h * hd,
+             (int)seg.q_stride);
+        if (dk[i])
+          gemm(true, false, s->n, hd, seg.len, scale, dp.data() + col, total,
+               seg.q + (size_t)h * hd, (int)seg.q_stride, 1.0f, dk[i], ld[i]);
+        col += s->n;
+      }
     }
-    for (int t = 0; t < seg.len; ++t) {  // dS, in place of dP
-      const float* pr = p.data() + (size_t)t * total;
-      float* dr = dp.data() + (size_t)t * total;
-      for (int j = 0; j < total; ++j) dr[j] = pr[j] * (dr[j] - delta[t]);
-    }
-    col = 0;
-    for (const KVSpan* s : spans) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, seg.len, hd, s->n, scale,
-                  dp.data() + col, total, s->k + (size_t)g * s->head_stride, (int)s->pos_stride,
-                  1.0f, seg.dq + (size_t)h * hd, (int)seg.q_stride);
-      if (s->dk)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->n, hd, seg.len, scale,
-                    dp.data() + col, total, seg.q + (size_t)h * hd, (int)seg.q_stride, 1.0f,
-                    s->dk + (size_t)g * s->head_stride, (int)s->pos_stride);
-      col += s->n;
-    }
+  });
+  // The context spans' partials, in unit order (segment, then kv head).
+  for (size_t si = 0; si < segs.size(); ++si) {
+    const float* part = partial.data() + partial_offset[si];
+    for (int g = 0; g < G; ++g)
+      for (const auto& c : segs[si].context) {
+        if (c.n == 0 || !(c.dk || c.dv)) continue;
+        for (int j = 0; j < c.n; ++j) {
+          const size_t at = (size_t)g * c.head_stride + (size_t)j * c.pos_stride;
+          const float* pk = part + (size_t)j * hd;
+          const float* pv = part + (size_t)(c.n + j) * hd;
+          if (c.dk)
+            for (int i = 0; i < hd; ++i) c.dk[at + i] += pk[i];
+          if (c.dv)
+            for (int i = 0; i < hd; ++i) c.dv[at + i] += pv[i];
+        }
+        part += 2 * (size_t)c.n * hd;
+      }
   }
 }
 

@@ -1,10 +1,11 @@
-// Causal multi-head attention with grouped-query heads over one packed segment of
-// rows, seeing zero or more fully visible key/value contexts (a learned prefix, the
-// virtual tokens the batch shares, a KV cache) before its own causal keys.
+// Causal multi-head attention with grouped-query heads over the packed segments of a
+// batch, each segment seeing zero or more fully visible key/value contexts (a learned
+// prefix, the virtual tokens the batch shares, a KV cache) before its own causal keys.
 //
-// Scores, probabilities and their gradients are formed one head at a time with GEMMs;
-// backward recomputes the probabilities from the saved log-sum-exp instead of keeping
-// them (memory stays linear in the sequence length).
+// Scores, probabilities and their gradients are formed one (segment, head) at a time
+// with small single-threaded GEMMs, and those units are spread over the engine's
+// threads. Backward recomputes the probabilities from the saved log-sum-exp instead of
+// keeping them (memory stays linear in the sequence length).
 #pragma once
 
 #include <cstddef>
@@ -37,8 +38,10 @@ struct AttentionSegment {
   const float* q = nullptr;
   float* dq = nullptr;
   size_t q_stride = 0;
-  std::vector<KVSpan> context;  // every position visible to every query
-  KVSpan own;                   // own keys: query t sees positions 0..t (own.n == len)
+  // Every position visible to every query. Several segments may share a context span
+  // (and its dk/dv): backward sums their contributions in segment order.
+  std::vector<KVSpan> context;
+  KVSpan own;  // own keys: query t sees positions 0..t (own.n == len); never shared
   // Output of head h for query t at out + t*out_stride + h*head_dim; dout likewise.
   float* out = nullptr;
   const float* dout = nullptr;
@@ -46,9 +49,9 @@ struct AttentionSegment {
   float* lse = nullptr;  // [n_heads, len] log-sum-exp of the scaled scores, kept for backward
 };
 
-void attention_forward(const AttentionShape& shape, const AttentionSegment& seg);
-// Accumulates into seg.dq, and into dk/dv of every span that has them. Needs seg.out and
-// seg.lse from forward.
-void attention_backward(const AttentionShape& shape, const AttentionSegment& seg);
+void attention_forward(const AttentionShape& shape, const std::vector<AttentionSegment>& segs);
+// Accumulates into every segment's dq, and into dk/dv of every span that has them. Needs
+// out and lse from forward. Deterministic whatever the thread count.
+void attention_backward(const AttentionShape& shape, const std::vector<AttentionSegment>& segs);
 
 }  // namespace ph

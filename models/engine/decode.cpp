@@ -93,6 +93,8 @@ xt::xtensor<float, 1> extend(const Model& model, KVCache& cache, const std::vect
   const RopeTable& rope = rope_for(c);
   const int qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim;
   LayerActivations acts;
+  LayerScratch scratch;
+  xt::xtensor<float, 2> y;
   for (int l = 0; l < c.n_layers; ++l) {
     std::vector<KVSpan> external;
     if (cache.length > 0) {
@@ -104,10 +106,8 @@ xt::xtensor<float, 1> extend(const Model& model, KVCache& cache, const std::vect
       s.head_stride = (size_t)cache.capacity * hd;
       external.push_back(s);
     }
-    acts.x = std::move(x);
-    xt::xtensor<float, 2> y;  // a fresh output: a moved-from tensor keeps its shape, not its data
-    TransformerLayer(model, l, rope).forward(layout, external, acts, y);
-    x = std::move(y);
+    TransformerLayer(model, l, rope).forward(layout, external, x, acts, y, scratch);
+    std::swap(x, y);
     for (int t = 0; t < T; ++t)
       for (int g = 0; g < c.n_kv_heads; ++g) {
         std::copy_n(&acts.qkv(t, qd + g * hd), hd, &cache.keys[l](g, cache.length + t, 0));

@@ -81,6 +81,10 @@ class TrainingPass {
   // injection, lengths within the context; throws ph::Error otherwise.
   double forward(const std::vector<Sequence>& batch, const Injection& injection);
   int scored_count() const;
+  // Floating-point operations (2 per multiply-add) of the GEMMs one forward and one
+  // backward of the last batch execute (projections, attention, output head), for
+  // reporting achieved GFLOP/s. Element-wise work is not counted.
+  double step_flops() const;
   // Per sequence of the last forward: the summed cross-entropy of its scored labels
   // (nats) and how many it has — for evaluation and for ranking candidate outputs.
   const std::vector<double>& sequence_nll() const;
@@ -121,7 +125,9 @@ xt::xtensor<float, 1> extend(const Model& model, KVCache& cache, const std::vect
 
 namespace ph {
 
-// Threads the engine's GEMMs use (OpenBLAS); <= 0 leaves the library's default.
+// Threads the engine uses (one pool for GEMM slices, attention and element-wise loops,
+// see parallel.h; OpenBLAS itself runs single-threaded); <= 0 keeps the current count
+// (initially the number of cores). Results are bit-identical for a given thread count.
 void set_num_threads(int threads);
 
 }  // namespace ph

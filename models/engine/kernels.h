@@ -1,6 +1,11 @@
 // Row-wise kernels of the two architectures, each forward beside its backward
 // (llm.c style). All work on row-major [rows, width] float32 buffers. Backward
 // functions return the gradient with respect to the input only.
+//
+// Every kernel spreads its rows over the engine's threads (parallel.h, static slices: a
+// row's result never depends on which thread computed it) when there is enough work,
+// and is written so that the compiler vectorises its inner loops, exponentials included
+// (exp_approx below, a polynomial instead of a libm call).
 #pragma once
 
 #include <vector>
@@ -8,6 +13,16 @@
 #include "models/engine/model.h"
 
 namespace ph {
+
+// --- Exponentials and softmax ---------------------------------------------------------
+// e^x for finite x, within about 1 ulp of std::exp on [-87.3, 88.3] (Cephes' expf),
+// clamped outside it (so it never returns 0 or inf). Scalar here; the loops that call it
+// in kernels.cpp are vectorised.
+float exp_approx(float x);
+// row[0, n) <- softmax(row[0, n)); returns the log-sum-exp of the input.
+float softmax_inplace(int n, float* row);
+// row[0, n) <- exp(row[0, n) - shift)
+void exp_shifted(int n, float shift, float* row);
 
 // --- Normalisation: RMSNorm (norm.b == nullptr) or LayerNorm -------------------------
 // Saves per row the mean (LayerNorm only) and 1/std, which backward needs.
@@ -31,11 +46,16 @@ void rope_apply(const RopeTable& table, int rows, const int* positions, int head
 
 // --- Activations --------------------------------------------------------------------
 // gpt2: y = gelu_new(x)
-void gelu_forward(int n, const float* x, float* y);
-void gelu_backward(int n, const float* x, const float* dy, float* dx);
+void gelu_forward(long n, const float* x, float* y);
+void gelu_backward(long n, const float* x, const float* dy, float* dx);
 // llama SwiGLU on fused rows [gate (ffn) | up (ffn)]: y[rows, ffn] = silu(gate) * up
 void swiglu_forward(int rows, int ffn, const float* gate_up, float* y);
 // d gate_up[rows, 2*ffn] from dy[rows, ffn]
 void swiglu_backward(int rows, int ffn, const float* gate_up, const float* dy, float* dgate_up);
+
+// --- Plain copies and sums, threaded ----------------------------------------------------
+void copy_floats(long n, const float* src, float* dst);
+// dst += src
+void add_floats(long n, const float* src, float* dst);
 
 }  // namespace ph

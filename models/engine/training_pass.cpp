@@ -19,13 +19,18 @@
 #include "models/engine/embedding.h"
 #include "models/engine/engine.h"
 #include "models/engine/linear.h"
+#include "models/engine/parallel.h"
 #include "models/engine/transformer_layer.h"
 
 namespace ph {
 
 namespace {
 
-constexpr int kHeadChunk = 64;  // rows of logits formed at once
+// Rows of logits formed at once. The head's weight matrix (vocab x dim, ~150 MB for
+// gpt2) is streamed (and packed by the GEMM) once per chunk in forward and once in
+// backward, so the chunk must be large enough to amortise that: 256 rows make a 50 MB
+// logits buffer for a 50k vocabulary.
+constexpr int kHeadChunk = 256;
 
 // One scored label: the row whose output predicts it, and the target token.
 struct Score {
@@ -110,11 +115,17 @@ struct TrainingPass::State {
   std::vector<int> row_example;    // per row: the example it belongs to (-1: shared segment)
   std::vector<int32_t> row_token;  // per row: token id or virtual slot
   Injection injection;
-  std::vector<LayerActivations> acts;  // per layer (recompute: only .x is kept)
-  xt::xtensor<float, 2> final_x;       // output of the last layer [rows, dim]
+  // inputs[l]: input of layer l [rows, dim]; inputs[n_layers]: output of the last layer.
+  std::vector<xt::xtensor<float, 2>> inputs;
+  std::vector<LayerActivations> acts;  // per layer; with recompute, one reused by all
+  LayerScratch scratch;
+  xt::xtensor<float, 2> dy, dx;  // backward's running gradient
   std::vector<Score> scores;
   xt::xtensor<float, 1> final_mean, final_rstd;  // final norm stats of scored rows
   xt::xtensor<float, 2> d_final;  // d loss / d final-normed scored rows [scored, dim]
+  std::vector<double> row_nll;    // per scored row, in the order of `scores`
+  // head_chunks' buffers
+  xt::xtensor<float, 2> head_gathered, head_normed, head_logits;
   std::vector<xt::xtensor<float, 2>> logits;
   std::vector<double> sequence_nll;
   std::vector<int> sequence_scored;
@@ -193,26 +204,31 @@ struct TrainingPass::State {
   }
 
   // Final norm and head over `rows`, in chunks; visit(i, logits row) sees each row's
-  // logits. With d_normed set, visit turns the logits into d loss / d logits in place
-  // and d_normed receives d loss / d (final-normed row) [rows, dim].
+  // logits, rows spread over the threads (so visit must only touch row i's data). With
+  // d_normed set, visit turns the logits into d loss / d logits in place and d_normed
+  // receives d loss / d (final-normed row) [rows, dim].
   template <class Visit>
   void head_chunks(const std::vector<int>& rows, float* mean, float* rstd, float* d_normed,
                    Visit visit) {
     const ModelConfig& c = model.config;
     const int D = c.dim, V = c.vocab_size;
-    xt::xtensor<float, 2> gathered = xt::empty<float>({kHeadChunk, D});
-    xt::xtensor<float, 2> normed = xt::empty<float>({kHeadChunk, D});
-    xt::xtensor<float, 2> logits = xt::empty<float>({kHeadChunk, V});
+    const size_t chunk = std::min<size_t>(kHeadChunk, rows.size());
+    head_gathered.resize({chunk, (size_t)D});
+    head_normed.resize({chunk, (size_t)D});
+    head_logits.resize({chunk, (size_t)V});
     float scratch_mean[kHeadChunk], scratch_rstd[kHeadChunk];
+    const xt::xtensor<float, 2>& final_x = inputs.back();
     for (size_t i0 = 0; i0 < rows.size(); i0 += kHeadChunk) {
       const int n = (int)std::min<size_t>(kHeadChunk, rows.size() - i0);
-      for (int i = 0; i < n; ++i) std::copy_n(&final_x(rows[i0 + i], 0), D, &gathered(i, 0));
-      norm_forward(model.final_norm, c.norm_eps, n, D, gathered.data(), normed.data(),
+      for (int i = 0; i < n; ++i) std::copy_n(&final_x(rows[i0 + i], 0), D, &head_gathered(i, 0));
+      norm_forward(model.final_norm, c.norm_eps, n, D, head_gathered.data(), head_normed.data(),
                    mean ? mean + i0 : scratch_mean, rstd ? rstd + i0 : scratch_rstd);
-      linear_forward(model.head, n, normed.data(), D, logits.data(), V);
-      for (int i = 0; i < n; ++i) visit(i0 + i, &logits(i, 0));
+      linear_forward(model.head, n, head_normed.data(), D, head_logits.data(), V);
+      parallel_for(n, V, [&](long b, long e) {
+        for (long i = b; i < e; ++i) visit(i0 + i, &head_logits(i, 0));
+      });
       if (d_normed)
-        linear_backward_input(model.head, n, logits.data(), V, d_normed + i0 * D, D, false);
+        linear_backward_input(model.head, n, head_logits.data(), V, d_normed + i0 * D, D, false);
     }
   }
 };
@@ -223,6 +239,30 @@ TrainingPass::~TrainingPass() = default;
 
 int TrainingPass::scored_count() const {
   return (int)state_->scores.size();
+}
+
+double TrainingPass::step_flops() const {
+  const State& st = *state_;
+  const ModelConfig& c = st.model.config;
+  const double R = st.layout.rows, D = c.dim, F = c.ffn_dim, hd = c.head_dim, H = c.n_heads;
+  const double pre_width = c.arch == Arch::kLlama ? 2 * F : F;
+  // projections: forward, and the same GEMMs transposed for the input gradient
+  const double proj = 2 * R * (D * c.qkv_dim() + c.q_dim() * D + D * pre_width + F * D);
+  // attention, per (segment, head): forward Q Kᵀ and P V over every visible key; backward
+  // recomputes Q Kᵀ, then dO Vᵀ, Pᵀ dO, dS K, dSᵀ Q (in training every visible key takes
+  // a gradient: own keys, the shared virtual tokens, a learned prefix)
+  double attn_fwd = 0, attn_bwd = 0;
+  const double n_prefix = st.injection.prefix.size() ? (double)st.injection.prefix.shape(3) : 0;
+  for (const Segment& sg : st.layout.segments) {
+    const double ctx = n_prefix + (sg.sees_shared ? st.layout.shared_rows : 0);
+    const double total = ctx + sg.len;
+    attn_fwd += 2 * 2 * sg.len * total * hd * H;
+    attn_bwd += (3 * 2 * sg.len * total * hd + 2 * 2 * sg.len * total * hd) * H;
+  }
+  const double head = 2.0 * st.scores.size() * D * c.vocab_size;  // forward; backward the same
+  const double layers = c.n_layers * (2 * proj + attn_fwd + attn_bwd +
+                                      (st.options.recompute ? proj / 2 + attn_fwd : 0));
+  return layers + 2 * head;
 }
 
 const std::vector<xt::xtensor<float, 2>>& TrainingPass::logits() const {
@@ -256,22 +296,19 @@ double TrainingPass::forward(const std::vector<Sequence>& batch, const Injection
   const int R = st.layout.rows;
 
   // input rows
-  st.acts.assign(c.n_layers, LayerActivations{});
-  xt::xtensor<float, 2> x = xt::empty<float>({R, D});
-  for (int r = 0; r < R; ++r)
-    embed_row(model, st.row_token[r], st.virtual_row(r), st.layout.positions[r], &x(r, 0));
+  st.inputs.resize(c.n_layers + 1);
+  st.acts.resize(st.options.recompute ? 1 : c.n_layers);
+  xt::xtensor<float, 2>& x = st.inputs[0];
+  x.resize({(size_t)R, (size_t)D});
+  parallel_for(R, D, [&](long r0, long r1) {
+    for (long r = r0; r < r1; ++r)
+      embed_row(model, st.row_token[r], st.virtual_row(r), st.layout.positions[r], &x(r, 0));
+  });
 
   // layers; with recompute, one set of activation buffers is reused by every layer
-  LayerActivations scratch;
-  for (int l = 0; l < c.n_layers; ++l) {
-    LayerActivations& a = st.options.recompute ? scratch : st.acts[l];
-    a.x = std::move(x);
-    xt::xtensor<float, 2> y;
-    st.layers[l].forward(st.layout, st.external_spans(l, nullptr), a, y);
-    if (st.options.recompute) st.acts[l].x = a.x;
-    x = std::move(y);
-  }
-  st.final_x = std::move(x);
+  for (int l = 0; l < c.n_layers; ++l)
+    st.layers[l].forward(st.layout, st.external_spans(l, nullptr), st.inputs[l],
+                         st.acts[st.options.recompute ? 0 : l], st.inputs[l + 1], st.scratch);
 
   // labels -> scored rows
   std::vector<int> rows;
@@ -289,25 +326,23 @@ double TrainingPass::forward(const std::vector<Sequence>& batch, const Injection
   st.final_mean.resize({N});
   st.final_rstd.resize({N});
   st.d_final.resize({N, (size_t)D});
-  double loss = 0.0;
+  st.row_nll.resize(N);
   st.head_chunks(rows, st.final_mean.data(), st.final_rstd.data(), st.d_final.data(),
                  [&](size_t i, float* logit) {
-                   float max = logit[0];
-                   for (int v = 1; v < V; ++v) max = std::max(max, logit[v]);
                    const float target_logit = logit[st.scores[i].target];
-                   double sum = 0.0;
-                   for (int v = 0; v < V; ++v) {
-                     logit[v] = std::exp(logit[v] - max);
-                     sum += logit[v];
-                   }
-                   const double nll = max + std::log(sum) - target_logit;
-                   loss += nll;
-                   st.sequence_nll[st.scores[i].sequence] += nll;
-                   st.sequence_scored[st.scores[i].sequence] += 1;
-                   const float scale = (float)(1.0 / (sum * N));
-                   for (int v = 0; v < V; ++v) logit[v] *= scale;
-                   logit[st.scores[i].target] -= 1.0f / N;
+                   const float lse = softmax_inplace(V, logit);
+                   st.row_nll[i] = (double)lse - target_logit;
+                   const float inv_n = 1.0f / N;
+#pragma omp simd
+                   for (int v = 0; v < V; ++v) logit[v] *= inv_n;
+                   logit[st.scores[i].target] -= inv_n;
                  });
+  double loss = 0.0;  // summed in row order: the same for any thread count
+  for (size_t i = 0; i < N; ++i) {
+    loss += st.row_nll[i];
+    st.sequence_nll[st.scores[i].sequence] += st.row_nll[i];
+    st.sequence_scored[st.scores[i].sequence] += 1;
+  }
 
   if (st.options.all_logits) {
     for (size_t b = 0; b < batch.size(); ++b) {
@@ -334,13 +369,15 @@ void TrainingPass::backward(InjectionGrad& grad) {
   grad.prefix = xt::zeros<float>(st.injection.prefix.shape());
 
   // final norm: d final-normed scored rows -> d last layer output, scattered to their rows
-  xt::xtensor<float, 2> dy = xt::zeros<float>({R, D});
+  xt::xtensor<float, 2>& dy = st.dy;
+  dy.resize({(size_t)R, (size_t)D});
+  std::fill(dy.begin(), dy.end(), 0.0f);
   const size_t N = st.scores.size();
   if (N > 0) {
     xt::xtensor<float, 2> gathered = xt::empty<float>({N, (size_t)D});
     xt::xtensor<float, 2> dg = xt::empty<float>({N, (size_t)D});
     for (size_t i = 0; i < N; ++i)
-      std::copy_n(&st.final_x(st.scores[i].row, 0), D, &gathered(i, 0));
+      std::copy_n(&st.inputs.back()(st.scores[i].row, 0), D, &gathered(i, 0));
     norm_backward(model.final_norm, (int)N, D, gathered.data(), st.final_mean.data(),
                   st.final_rstd.data(), st.d_final.data(), dg.data(), false);
     for (size_t i = 0; i < N; ++i) {
@@ -349,17 +386,14 @@ void TrainingPass::backward(InjectionGrad& grad) {
     }
   }
 
-  LayerActivations scratch;
-  xt::xtensor<float, 2> dx;
+  xt::xtensor<float, 2>& dx = st.dx;
   for (int l = c.n_layers - 1; l >= 0; --l) {
-    const LayerActivations* a = &st.acts[l];
-    if (st.options.recompute) {
-      scratch.x = st.acts[l].x;
-      xt::xtensor<float, 2> unused;
-      st.layers[l].forward(st.layout, st.external_spans(l, nullptr), scratch, unused);
-      a = &scratch;
-    }
-    st.layers[l].backward(st.layout, st.external_spans(l, &grad), *a, dy, dx);
+    LayerActivations& a = st.acts[st.options.recompute ? 0 : l];
+    if (st.options.recompute)  // rebuild the activations; the output (dx for now) is unused
+      st.layers[l].forward(st.layout, st.external_spans(l, nullptr), st.inputs[l], a, dx,
+                           st.scratch);
+    st.layers[l].backward(st.layout, st.external_spans(l, &grad), st.inputs[l], a, dy, dx,
+                          st.scratch);
     std::swap(dx, dy);
   }
 

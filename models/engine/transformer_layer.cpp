@@ -1,5 +1,7 @@
 #include "models/engine/transformer_layer.h"
 
+#include <algorithm>
+
 #include "models/engine/linear.h"
 
 namespace ph {
@@ -52,89 +54,99 @@ std::vector<AttentionSegment> TransformerLayer::attention_segments(
 }
 
 void TransformerLayer::forward(const BatchLayout& layout, const std::vector<KVSpan>& external,
-                               LayerActivations& acts, xt::xtensor<float, 2>& y) const {
-  const int R = layout.rows, D = config_.dim, F = config_.ffn_dim;
-  const int qd = config_.q_dim(), qkvd = config_.qkv_dim();
+                               const xt::xtensor<float, 2>& x, LayerActivations& acts,
+                               xt::xtensor<float, 2>& y, LayerScratch& scratch) const {
+  const size_t R = layout.rows, D = config_.dim, F = config_.ffn_dim;
+  const size_t qd = config_.q_dim(), qkvd = config_.qkv_dim();
   const bool llama = config_.arch == Arch::kLlama;
   const bool layer_norm = !llama;
 
   // attention: x -> norm -> [q|k|v] -> rotary -> attention -> projection, plus residual
-  xt::xtensor<float, 2> a = xt::empty<float>({R, D});
-  acts.rstd1.resize({(size_t)R});
-  if (layer_norm) acts.mean1.resize({(size_t)R});
-  norm_forward(w_.attn_norm, config_.norm_eps, R, D, acts.x.data(), a.data(),
+  xt::xtensor<float, 2>& a = scratch.normed;
+  a.resize({R, D});
+  acts.rstd1.resize({R});
+  if (layer_norm) acts.mean1.resize({R});
+  norm_forward(w_.attn_norm, config_.norm_eps, R, D, x.data(), a.data(),
                layer_norm ? acts.mean1.data() : nullptr, acts.rstd1.data());
-  acts.qkv.resize({(size_t)R, (size_t)qkvd});
+  acts.qkv.resize({R, qkvd});
   linear_forward(w_.qkv, R, a.data(), D, acts.qkv.data(), qkvd);
   if (llama) {
     rope_apply(rope_, R, layout.positions.data(), config_.n_heads, acts.qkv.data(), qkvd, false);
     rope_apply(rope_, R, layout.positions.data(), config_.n_kv_heads, acts.qkv.data() + qd, qkvd,
                false);
   }
-  acts.attn.resize({(size_t)R, (size_t)qd});
-  acts.lse.resize({(size_t)R * config_.n_heads});
-  for (const auto& seg : attention_segments(layout, external, acts, nullptr))
-    attention_forward(shape_, seg);
-  acts.h = acts.x;
-  linear_forward(w_.attn_out, R, acts.attn.data(), qd, a.data(), D);
-  acts.h += a;
+  acts.attn.resize({R, qd});
+  acts.lse.resize({R * config_.n_heads});
+  attention_forward(shape_, attention_segments(layout, external, acts, nullptr));
+  acts.h.resize({R, D});
+  copy_floats(R * D, x.data(), acts.h.data());  // h = x + attn · W_o (+ b)
+  linear_forward(w_.attn_out, R, acts.attn.data(), qd, acts.h.data(), D, true);
 
   // MLP: h -> norm -> up projection -> activation -> down projection, plus residual
-  acts.rstd2.resize({(size_t)R});
-  if (layer_norm) acts.mean2.resize({(size_t)R});
+  acts.rstd2.resize({R});
+  if (layer_norm) acts.mean2.resize({R});
   norm_forward(w_.mlp_norm, config_.norm_eps, R, D, acts.h.data(), a.data(),
                layer_norm ? acts.mean2.data() : nullptr, acts.rstd2.data());
-  const int pre_width = w_.mlp_in.out;
-  acts.mlp_pre.resize({(size_t)R, (size_t)pre_width});
+  const size_t pre_width = w_.mlp_in.out;
+  acts.mlp_pre.resize({R, pre_width});
   linear_forward(w_.mlp_in, R, a.data(), D, acts.mlp_pre.data(), pre_width);
-  xt::xtensor<float, 2> act = xt::empty<float>({R, F});
+  xt::xtensor<float, 2>& act = scratch.act;
+  act.resize({R, F});
   if (llama)
     swiglu_forward(R, F, acts.mlp_pre.data(), act.data());
   else
-    gelu_forward(R * F, acts.mlp_pre.data(), act.data());
-  y = xt::empty<float>({(size_t)R, (size_t)D});  // never reuse: a moved-from y has no storage
-  linear_forward(w_.mlp_out, R, act.data(), F, y.data(), D);
-  y += acts.h;
+    gelu_forward((long)(R * F), acts.mlp_pre.data(), act.data());
+  y.resize({R, D});
+  copy_floats(R * D, acts.h.data(), y.data());  // y = h + act · W_down (+ b)
+  linear_forward(w_.mlp_out, R, act.data(), F, y.data(), D, true);
 }
 
 void TransformerLayer::backward(const BatchLayout& layout, const std::vector<KVSpan>& external,
-                                const LayerActivations& acts, const xt::xtensor<float, 2>& dy,
-                                xt::xtensor<float, 2>& dx) const {
-  const int R = layout.rows, D = config_.dim, F = config_.ffn_dim;
-  const int qd = config_.q_dim(), qkvd = config_.qkv_dim();
+                                const xt::xtensor<float, 2>& x, const LayerActivations& acts,
+                                const xt::xtensor<float, 2>& dy, xt::xtensor<float, 2>& dx,
+                                LayerScratch& scratch) const {
+  const size_t R = layout.rows, D = config_.dim, F = config_.ffn_dim;
+  const size_t qd = config_.q_dim(), qkvd = config_.qkv_dim();
   const bool llama = config_.arch == Arch::kLlama;
   const bool layer_norm = !llama;
 
-  // MLP: dy -> d act -> d pre-activation -> d normed -> d h (plus the residual's dy)
-  xt::xtensor<float, 2> dact = xt::empty<float>({R, F});
+  // MLP: dy -> d act -> d pre-activation -> d normed -> d h (plus the residual's dy).
+  // dx holds d h until the attention's share is added to it.
+  xt::xtensor<float, 2>& dact = scratch.dact;
+  dact.resize({R, F});
   linear_backward_input(w_.mlp_out, R, dy.data(), D, dact.data(), F, false);
-  const int pre_width = w_.mlp_in.out;
-  xt::xtensor<float, 2> dpre = xt::empty<float>({R, pre_width});
+  const size_t pre_width = w_.mlp_in.out;
+  xt::xtensor<float, 2>& dpre = scratch.dpre;
+  dpre.resize({R, pre_width});
   if (llama)
     swiglu_backward(R, F, acts.mlp_pre.data(), dact.data(), dpre.data());
   else
-    gelu_backward(R * F, acts.mlp_pre.data(), dact.data(), dpre.data());
-  xt::xtensor<float, 2> dnormed = xt::empty<float>({R, D});
+    gelu_backward((long)(R * F), acts.mlp_pre.data(), dact.data(), dpre.data());
+  xt::xtensor<float, 2>& dnormed = scratch.dnormed;
+  dnormed.resize({R, D});
   linear_backward_input(w_.mlp_in, R, dpre.data(), pre_width, dnormed.data(), D, false);
-  xt::xtensor<float, 2> dh = dy;
+  xt::xtensor<float, 2>& dh = dx;
+  dh.resize({R, D});
+  copy_floats(R * D, dy.data(), dh.data());
   norm_backward(w_.mlp_norm, R, D, acts.h.data(), layer_norm ? acts.mean2.data() : nullptr,
                 acts.rstd2.data(), dnormed.data(), dh.data(), true);
 
   // attention: dh -> d attention output -> d [q|k|v] -> undo rotary -> d normed -> dx
-  xt::xtensor<float, 2> dattn = xt::empty<float>({R, qd});
+  xt::xtensor<float, 2>& dattn = scratch.dattn;
+  dattn.resize({R, qd});
   linear_backward_input(w_.attn_out, R, dh.data(), D, dattn.data(), qd, false);
-  xt::xtensor<float, 2> dqkv = xt::zeros<float>({R, qkvd});
-  for (auto seg : attention_segments(layout, external, acts, dqkv.data())) {
-    seg.dout = dattn.data() + (seg.out - acts.attn.data());  // same rows as the output
-    attention_backward(shape_, seg);
-  }
+  xt::xtensor<float, 2>& dqkv = scratch.dqkv;
+  dqkv.resize({R, qkvd});
+  std::fill(dqkv.begin(), dqkv.end(), 0.0f);
+  auto segs = attention_segments(layout, external, acts, dqkv.data());
+  for (auto& seg : segs) seg.dout = dattn.data() + (seg.out - acts.attn.data());  // same rows
+  attention_backward(shape_, segs);
   if (llama) {
     rope_apply(rope_, R, layout.positions.data(), config_.n_heads, dqkv.data(), qkvd, true);
     rope_apply(rope_, R, layout.positions.data(), config_.n_kv_heads, dqkv.data() + qd, qkvd, true);
   }
   linear_backward_input(w_.qkv, R, dqkv.data(), qkvd, dnormed.data(), D, false);
-  dx = dh;
-  norm_backward(w_.attn_norm, R, D, acts.x.data(), layer_norm ? acts.mean1.data() : nullptr,
+  norm_backward(w_.attn_norm, R, D, x.data(), layer_norm ? acts.mean1.data() : nullptr,
                 acts.rstd1.data(), dnormed.data(), dx.data(), true);
 }
 

@@ -30,9 +30,10 @@ struct BatchLayout {
   std::vector<int> positions;     // per row
 };
 
-// What backward needs from one layer's forward (or what recompute rebuilds).
+// What backward needs from one layer's forward (or what recompute rebuilds), besides the
+// layer's input. Kept across passes: buffers of an unchanged shape are reused, not
+// reallocated.
 struct LayerActivations {
-  xt::xtensor<float, 2> x;  // block input [rows, dim]
   xt::xtensor<float, 1> mean1, rstd1;
   xt::xtensor<float, 2> qkv;   // [rows, qkv_dim]; q and k rotated (llama)
   xt::xtensor<float, 2> attn;  // attention output before the projection [rows, q_dim]
@@ -42,18 +43,28 @@ struct LayerActivations {
   xt::xtensor<float, 2> mlp_pre;  // llama [rows, 2*ffn] (gate|up), gpt2 [rows, ffn]
 };
 
+// Temporaries of one layer's forward or backward, shared by all layers of a pass (one
+// layer runs at a time) and reused across passes.
+struct LayerScratch {
+  xt::xtensor<float, 2> normed, act;                       // forward
+  xt::xtensor<float, 2> dact, dpre, dnormed, dattn, dqkv;  // backward
+};
+
 class TransformerLayer {
  public:
   TransformerLayer(const Model& model, int layer, const RopeTable& rope);
 
-  // acts.x must hold the input; fills the rest of acts and writes the output to y.
+  // y = the block applied to x [rows, dim]; fills acts with what backward needs.
+  // x and y may not alias.
   void forward(const BatchLayout& layout, const std::vector<KVSpan>& external,
-               LayerActivations& acts, xt::xtensor<float, 2>& y) const;
-  // dx = d loss / d input from dy = d loss / d output; accumulates into the external
-  // spans' dk/dv. dx and dy may not alias.
+               const xt::xtensor<float, 2>& x, LayerActivations& acts, xt::xtensor<float, 2>& y,
+               LayerScratch& scratch) const;
+  // dx = d loss / d x from dy = d loss / d output; accumulates into the external spans'
+  // dk/dv. dx and dy may not alias.
   void backward(const BatchLayout& layout, const std::vector<KVSpan>& external,
-                const LayerActivations& acts, const xt::xtensor<float, 2>& dy,
-                xt::xtensor<float, 2>& dx) const;
+                const xt::xtensor<float, 2>& x, const LayerActivations& acts,
+                const xt::xtensor<float, 2>& dy, xt::xtensor<float, 2>& dx,
+                LayerScratch& scratch) const;
 
  private:
   std::vector<AttentionSegment> attention_segments(const BatchLayout& layout,
