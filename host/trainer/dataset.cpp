@@ -74,10 +74,14 @@ std::vector<int64_t> TaskMap::ids(const std::vector<Example>& examples, const st
   const bool any = std::any_of(examples.begin(), examples.end(),
                                [](const Example& ex) { return !ex.task.empty(); });
   std::vector<int64_t> out;
-  for (const Example& ex : examples)
-    out.push_back(!any                             ? (per_task ? 0 : -1)
-                  : (per_task || !ex.task.empty()) ? id(ex, file, learn)
-                                                   : -1);
+  for (const Example& ex : examples) {
+    if (!any)  // one task: id 0 for a per-task method, none otherwise
+      out.push_back(per_task ? 0 : -1);
+    else if (per_task || !ex.task.empty())  // a per-task method needs it on every line
+      out.push_back(id(ex, file, learn));
+    else
+      out.push_back(-1);
+  }
   return out;
 }
 
