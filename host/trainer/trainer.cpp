@@ -35,67 +35,53 @@ const std::vector<std::string> kPeftBaseFields = {"auto_mapping",
                                                   "tokenizer_name_or_path",
                                                   "tokenizer_kwargs"};
 
+namespace {
+
+// Every setting trainer_state.json keeps, listed once: to_json and from_json both walk
+// this list (Config is TrainConfig or const TrainConfig).
+template <class Config, class Visit>
+void for_each_setting(Config& c, Visit&& visit) {
+  visit("plugin", c.plugin);
+  visit("plugin_paths", c.plugin_paths);
+  visit("model", c.model);
+  visit("tokenizer", c.tokenizer);
+  visit("data", c.data);
+  visit("eval_data", c.eval_data);
+  visit("output_dir", c.output_dir);
+  visit("method_config", c.method_config);
+  visit("set", c.set);
+  visit("epochs", c.epochs);
+  visit("max_steps", c.max_steps);
+  visit("batch_size", c.batch_size);
+  visit("max_batch_tokens", c.max_batch_tokens);
+  visit("grad_accum", c.grad_accum);
+  visit("max_length", c.max_length);
+  visit("lr", c.lr);
+  visit("schedule", c.schedule);
+  visit("warmup_ratio", c.warmup_ratio);
+  visit("warmup_steps", c.warmup_steps);
+  visit("weight_decay", c.adamw.weight_decay);
+  visit("max_grad_norm", c.adamw.max_grad_norm);
+  visit("seed", c.seed);
+  visit("eval_every", c.eval_every);
+  visit("patience", c.patience);
+  visit("save_every", c.save_every);
+  visit("log_every", c.log_every);
+  visit("recompute", c.recompute);
+  visit("eval_generate", c.eval_generate);
+}
+
+}  // namespace
+
 nlohmann::json TrainConfig::to_json() const {
-  return {{"plugin", plugin},
-          {"plugin_paths", plugin_paths},
-          {"model", model},
-          {"tokenizer", tokenizer},
-          {"data", data},
-          {"eval_data", eval_data},
-          {"output_dir", output_dir},
-          {"method_config", method_config},
-          {"set", set},
-          {"epochs", epochs},
-          {"max_steps", max_steps},
-          {"batch_size", batch_size},
-          {"max_batch_tokens", max_batch_tokens},
-          {"grad_accum", grad_accum},
-          {"max_length", max_length},
-          {"lr", lr},
-          {"schedule", schedule},
-          {"warmup_ratio", warmup_ratio},
-          {"warmup_steps", warmup_steps},
-          {"weight_decay", adamw.weight_decay},
-          {"max_grad_norm", adamw.max_grad_norm},
-          {"seed", seed},
-          {"eval_every", eval_every},
-          {"patience", patience},
-          {"save_every", save_every},
-          {"log_every", log_every},
-          {"recompute", recompute},
-          {"eval_generate", eval_generate}};
+  nlohmann::json j = nlohmann::json::object();
+  for_each_setting(*this, [&](const char* key, const auto& value) { j[key] = value; });
+  return j;
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   TrainConfig c;
-  c.plugin = j.at("plugin");
-  c.plugin_paths = j.at("plugin_paths").get<std::vector<std::string>>();
-  c.model = j.at("model");
-  c.tokenizer = j.at("tokenizer");
-  c.data = j.at("data");
-  c.eval_data = j.at("eval_data");
-  c.output_dir = j.at("output_dir");
-  c.method_config = j.at("method_config");
-  c.set = j.at("set").get<std::vector<std::string>>();
-  c.epochs = j.at("epochs");
-  c.max_steps = j.at("max_steps");
-  c.batch_size = j.at("batch_size");
-  c.max_batch_tokens = j.at("max_batch_tokens");
-  c.grad_accum = j.at("grad_accum");
-  c.max_length = j.at("max_length");
-  c.lr = j.at("lr");
-  c.schedule = j.at("schedule");
-  c.warmup_ratio = j.at("warmup_ratio");
-  c.warmup_steps = j.at("warmup_steps");
-  c.adamw.weight_decay = j.at("weight_decay");
-  c.adamw.max_grad_norm = j.at("max_grad_norm");
-  c.seed = j.at("seed");
-  c.eval_every = j.at("eval_every");
-  c.patience = j.at("patience");
-  c.save_every = j.at("save_every");
-  c.log_every = j.at("log_every");
-  c.recompute = j.at("recompute");
-  c.eval_generate = j.at("eval_generate");
+  for_each_setting(c, [&](const char* key, auto& value) { j.at(key).get_to(value); });
   return c;
 }
 
