@@ -36,18 +36,6 @@ inline std::string test_plugin(const std::string& name) {
   return std::string(PROMPTHOST_TEST_PLUGIN_DIR) + "/ph_" + name + ".so";
 }
 
-// The message of the ph::Error fn throws (fails the test if it throws none).
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const ph::Error& e) {
-    return e.what();
-  }
-  FAIL("no ph::Error thrown");
-  return "";
-}
-
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }

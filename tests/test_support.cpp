@@ -1,5 +1,8 @@
 #include "test_support.h"
 
+#include "models/engine/engine.h"
+#include "models/engine/model.h"
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -78,6 +81,24 @@ std::string error_message(const std::function<void()>& fn) {
     return e.what();
   }
   return "(no error)";
+}
+
+}  // namespace ph::test
+
+namespace ph::test {
+
+std::vector<float> kv_cache_prefix(const ph::Model& model, const std::vector<int32_t>& tokens) {
+  const ph::ModelConfig& c = model.config;
+  ph::KVCache cache = ph::make_kv_cache(model, (int)tokens.size());
+  ph::extend(model, cache, tokens);
+  std::vector<float> out;
+  for (int l = 0; l < c.n_layers; ++l)
+    for (int kv = 0; kv < 2; ++kv)
+      for (int g = 0; g < c.n_kv_heads; ++g)
+        for (size_t j = 0; j < tokens.size(); ++j)
+          for (int d = 0; d < c.head_dim; ++d)
+            out.push_back(kv == 0 ? cache.keys[l](g, j, d) : cache.values[l](g, j, d));
+  return out;
 }
 
 }  // namespace ph::test

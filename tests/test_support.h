@@ -46,3 +46,38 @@ namespace ph::test {
 std::string error_message(const std::function<void()>& fn);
 
 }  // namespace ph::test
+
+#include <catch.hpp>
+
+#include "models/common/error.h"
+
+namespace ph::test {
+
+// The message of the ph::Error fn throws (fails the test if it throws none; any other
+// exception propagates and fails it too).
+template <class Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const ph::Error& e) {
+    return e.what();
+  }
+  FAIL("no ph::Error thrown");
+  return "";
+}
+
+}  // namespace ph::test
+
+#include <cstdint>
+
+namespace ph {
+struct Model;
+}
+
+namespace ph::test {
+
+// The engine's key/value cache after running `tokens` from position 0, flattened in the
+// injection's prefix order [L, 2, kv_heads, n, head_dim]: what a prefix "from text" must be.
+std::vector<float> kv_cache_prefix(const ph::Model& model, const std::vector<int32_t>& tokens);
+
+}  // namespace ph::test

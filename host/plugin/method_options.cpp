@@ -49,13 +49,6 @@ std::string range_text(const ph_option& o) {
   return "";
 }
 
-std::vector<std::string> choices_of(const ph_option& o) {
-  std::vector<std::string> out;
-  if (o.choices)
-    for (const char* const* c = o.choices; *c; ++c) out.push_back(*c);
-  return out;
-}
-
 std::string join(const std::vector<std::string>& items, const char* separator, bool quote) {
   std::string s;
   for (size_t i = 0; i < items.size(); ++i)
@@ -204,6 +197,13 @@ const ph_option* find_option(const ph_method_descriptor& d, const std::string& n
 }
 
 }  // namespace
+
+std::vector<std::string> choices_of(const ph_option& o) {
+  std::vector<std::string> out;
+  if (o.choices)
+    for (const char* const* c = o.choices; *c; ++c) out.push_back(*c);
+  return out;
+}
 
 const ph_option& option_at(const ph_method_descriptor& descriptor, uint32_t i) {
   const uint32_t first = descriptor.options[0].struct_size;

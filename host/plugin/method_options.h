@@ -34,4 +34,7 @@ void check_option_declarations(const ph_method_descriptor& descriptor);
 // first entry's struct_size), which grows in later minors: never index `options` directly.
 const ph_option& option_at(const ph_method_descriptor& descriptor, uint32_t i);
 
+// A choice option's NULL-terminated choices as strings (empty when it has none).
+std::vector<std::string> choices_of(const ph_option& option);
+
 }  // namespace ph::host

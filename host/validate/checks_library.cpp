@@ -156,13 +156,6 @@ const char* type_name(ph_option_type type) {
   return "unknown";
 }
 
-std::vector<std::string> choices_of(const ph_option& o) {
-  std::vector<std::string> list;
-  if (o.choices)
-    for (const char* const* c = o.choices; *c; ++c) list.emplace_back(*c);
-  return list;
-}
-
 // Why `value` does not satisfy the option's declaration, or "" when it does.
 std::string declaration_problem(const ph_option& o, const nlohmann::json& value) {
   if (value.is_null()) return o.nullable ? "" : "null but the option is not nullable";
@@ -183,7 +176,7 @@ std::string declaration_problem(const ph_option& o, const nlohmann::json& value)
       return value.is_string() ? "" : "not a string";
     case PH_OPTION_CHOICE: {
       if (!value.is_string()) return "not a string";
-      const auto list = choices_of(o);
+      const auto list = host::choices_of(o);
       if (std::find(list.begin(), list.end(), value.get<std::string>()) == list.end())
         return "not one of the choices";
       return "";
@@ -350,7 +343,7 @@ void check_metadata(const Context& ctx, Report& report) {
     require(o.type >= PH_OPTION_INT && o.type <= PH_OPTION_CHOICE,
             "option \"" + name + "\" has an unknown type " + std::to_string(o.type));
     if (o.type == PH_OPTION_CHOICE)
-      require(!choices_of(o).empty(), "choice option \"" + name + "\" has no choices");
+      require(!host::choices_of(o).empty(), "choice option \"" + name + "\" has no choices");
     if (o.type == PH_OPTION_INT || o.type == PH_OPTION_FLOAT)
       require(o.min_value <= o.max_value, "option \"" + name + "\" has min_value > max_value");
     require(o.default_value != nullptr, "option \"" + name + "\" has no default");

@@ -307,21 +307,6 @@ ph_code take_code(ph_status* s) {
   return code;
 }
 
-// The cache of running `tokens` from position 0, as [L, 2, kvH, n, hd] flat.
-std::vector<float> reference_prefix(const ph::Model& model, const std::vector<int32_t>& tokens) {
-  const ph::ModelConfig& c = model.config;
-  ph::KVCache cache = ph::make_kv_cache(model, (int)tokens.size());
-  ph::extend(model, cache, tokens);
-  std::vector<float> out;
-  for (int l = 0; l < c.n_layers; ++l)
-    for (int kv = 0; kv < 2; ++kv)
-      for (int g = 0; g < c.n_kv_heads; ++g)
-        for (size_t j = 0; j < tokens.size(); ++j)
-          for (int d = 0; d < c.head_dim; ++d)
-            out.push_back(kv == 0 ? cache.keys[l](g, j, d) : cache.values[l](g, j, d));
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("a ModelHost serves the model's facts, the model service and the random service") {
@@ -431,7 +416,7 @@ TEST_CASE("prefix_from_text is the key/value cache of the text, tiled or cut to 
     INFO("n = " << n);
     std::vector<int32_t> tokens(n);
     for (int64_t j = 0; j < n; ++j) tokens[j] = ids[j % ids.size()];
-    const std::vector<float> expected = reference_prefix(d.model, tokens);
+    const std::vector<float> expected = ph::test::kv_cache_prefix(d.model, tokens);
     std::vector<float> out(expected.size(), NAN);
     std::vector<int64_t> shape = {c.n_layers, 2, c.n_kv_heads, n, c.head_dim};
     DLTensor t = wrap(out.data(), kFloat32, shape);

@@ -13,11 +13,13 @@
 
 #include "host/plugin/method_options.h"
 #include "models/common/error.h"
+#include "test_support.h"
 
 using json = nlohmann::json;
 using ph::host::check_option_declarations;
 using ph::host::describe_options;
 using ph::host::resolve_options;
+using ph::test::error_of;
 
 namespace {
 
@@ -37,18 +39,6 @@ std::vector<ph_option> all_types() {
 ph_method_descriptor describe(const std::vector<ph_option>& options, const char* name = "demo") {
   return {sizeof(ph_method_descriptor), name, "PROMPT_TUNING", "1.0.0", "test", options.data(),
           (uint32_t)options.size()};
-}
-
-// The message of the ph::Error fn throws (fails the test if it does not throw one).
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const ph::Error& e) {
-    return e.what();
-  }
-  FAIL("no ph::Error thrown");
-  return "";
 }
 
 }  // namespace

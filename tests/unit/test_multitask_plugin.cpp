@@ -86,15 +86,6 @@ std::vector<float> normal(uint64_t seed, uint64_t stream, float std, size_t n) {
   return v;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 // A source adapter of `tasks` tasks with values that are multiples of 1/4 (so that every
 // mean is exact in float32), written with write_safetensors into a folder.
 struct Source {
@@ -181,7 +172,7 @@ TEST_CASE("multitask: TEXT init copies the text's token embeddings, tiled to T",
       want[(size_t)i * D + d] = demo().model.token_embedding[(size_t)ids[i % ids.size()] * D + d];
   CHECK(values(*m, "embedding.weight") == want);
   CHECK(values(*m, "prefix_task_cols") == normal(5, 1, 0.02f, (size_t)kT));
-  CHECK_THAT(error_of([] {
+  CHECK_THAT(test::error_message([] {
                make({{"prompt_tuning_init", "TEXT"}});
              }),
              Contains("prompt_tuning_init_text"));
@@ -250,29 +241,32 @@ TEST_CASE("multitask: source init errors name the option, the file and the tenso
     INFO(init);
     auto c = cfg(init);
     c.erase("prompt_tuning_init_state_dict_path");
-    CHECK_THAT(error_of([&] { make(c); }), Contains("prompt_tuning_init_state_dict_path"));
+    CHECK_THAT(test::error_message([&] { make(c); }),
+               Contains("prompt_tuning_init_state_dict_path"));
   }
   for (const char* init : {"AVERAGE_SOURCE_TASKS", "EXACT_SOURCE_TASK"}) {
     auto c = cfg(init);
     c["num_tasks"] = 2;
-    CHECK_THAT(error_of([&] { make(c); }), Contains("num_tasks") && Contains("must be 1"));
+    CHECK_THAT(test::error_message([&] { make(c); }),
+               Contains("num_tasks") && Contains("must be 1"));
   }
   auto c = cfg("EXACT_SOURCE_TASK");
   c["prompt_tuning_init_task"] = 4;
-  CHECK_THAT(error_of([&] { make(c); }),
+  CHECK_THAT(test::error_message([&] { make(c); }),
              Contains("prompt_tuning_init_task") && Contains("4 tasks") && Contains(src.dir));
   c = cfg("EXACT_SOURCE_TASK");
   c["num_virtual_tokens"] = kT + 1;
-  CHECK_THAT(error_of([&] { make(c); }), Contains("prompt_tuning_init_state_dict_path") &&
-                                             Contains("prompt_embeddings") && Contains(src.dir));
+  CHECK_THAT(test::error_message([&] { make(c); }),
+             Contains("prompt_tuning_init_state_dict_path") && Contains("prompt_embeddings") &&
+                 Contains(src.dir));
   c = cfg("AVERAGE_SOURCE_TASKS");
   c["num_ranks"] = kR + 1;
-  CHECK_THAT(error_of([&] { make(c); }),
+  CHECK_THAT(test::error_message([&] { make(c); }),
              Contains("prefix_task_cols") && Contains("[4, 5, 2]") && Contains("[*, 5, 3]"));
   const std::string missing = test::temp_dir("multitask_missing") + "/gone";
   c = cfg("EXACT_SOURCE_TASK");
   c["prompt_tuning_init_state_dict_path"] = missing;
-  CHECK_THAT(error_of([&] { make(c); }), Contains(missing));
+  CHECK_THAT(test::error_message([&] { make(c); }), Contains(missing));
   // a source without task tables: ONLY_SOURCE_SHARED is fine, EXACT_SOURCE_TASK names the tensor
   const std::string pt = test::temp_dir("multitask_pt_source") + "/pt.safetensors";
   write_safetensors(pt, {f32_tensor("prompt_embeddings", {kT, dim()}, src.embedding.data())});
@@ -280,7 +274,7 @@ TEST_CASE("multitask: source init errors name the option, the file and the tenso
   c["prompt_tuning_init_state_dict_path"] = pt;
   CHECK(values(*make(c), "embedding.weight") == src.embedding);
   c["prompt_tuning_init"] = "EXACT_SOURCE_TASK";
-  CHECK_THAT(error_of([&] { make(c); }), Contains(pt) && Contains("prefix_task_cols"));
+  CHECK_THAT(test::error_message([&] { make(c); }), Contains(pt) && Contains("prefix_task_cols"));
   // made for import: the source is not read at all (the import overwrites everything)
   c = cfg("EXACT_SOURCE_TASK");
   c["prompt_tuning_init_state_dict_path"] = missing;
@@ -317,7 +311,7 @@ TEST_CASE("multitask: each example of a mixed batch uses its own task's factors"
     check_close(none.virtual_tokens.data() + (size_t)b * kT * D,
                 expected_prompt(e, c, r, 0, kT, kR, D));
   // a task id beyond num_tasks is an error naming it
-  CHECK_THAT(error_of([&] {
+  CHECK_THAT(test::error_message([&] {
                m->forward(2, {0, 3}, false);
              }),
              Contains("task id 3") && Contains("num_tasks = 3"));
@@ -382,7 +376,7 @@ TEST_CASE("multitask: export has PEFT's layout and import restores it, shape-che
   const auto one = make({{"num_tasks", 1}, {"num_ranks", kR}}, 99, true);
   const auto before = values(*one, "embedding.weight");
   CHECK_THAT(
-      error_of([&] { one->import_adapter(a); }),
+      test::error_message([&] { one->import_adapter(a); }),
       Contains("prefix_task_cols is [3, 5, 2], expected [1, 5, 2]") && Contains("num_tasks"));
   CHECK(values(*one, "embedding.weight") == before);  // untouched
 }

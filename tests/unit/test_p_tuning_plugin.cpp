@@ -73,15 +73,6 @@ std::vector<float> flat(const xt::xtensor<float, 3>& t) {
   return std::vector<float>(t.data(), t.data() + t.size());
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -269,7 +260,7 @@ TEST_CASE("p_tuning: export and import round trip", "[p_tuning]") {
       host::MethodInstance::Adapter wrong = adapter;
       wrong.tensors["prompt_embeddings"] = {{5, 128}, std::vector<float>(5 * 128, 0.0f)};
       auto other = demo.create(set, 3);
-      const std::string message = error_of([&] { other->import_adapter(wrong); });
+      const std::string message = test::error_message([&] { other->import_adapter(wrong); });
       CHECK(contains(message, "prompt_embeddings"));
       CHECK(contains(message, "[6, 128]"));
     }
@@ -284,7 +275,7 @@ TEST_CASE("p_tuning: a bad template is a configuration error naming \"template\"
                                 "[P:0] {input} [P:5]",           // zero
                                 "[P:5 {input}"}) {               // unclosed
     INFO("template " << bad);
-    const std::string message = error_of([&] {
+    const std::string message = test::error_message([&] {
       demo.create({"num_virtual_tokens=5", "template=" + bad});
     });
     CHECK(contains(message, "template"));

@@ -22,6 +22,7 @@
 #include "test_support.h"
 
 using namespace ph::host;
+using ph::test::error_of;
 using json = nlohmann::json;
 
 namespace {
@@ -64,31 +65,6 @@ std::vector<float> prefix_of(MethodInstance& m) {
   const ph::Injection inj = m.forward(2, {}, false);
   REQUIRE(inj.virtual_tokens.size() == 0);
   return std::vector<float>(inj.prefix.begin(), inj.prefix.end());
-}
-
-// The engine's key/value cache of `tokens` from position 0, as [L, 2, kvH, n, hd].
-std::vector<float> cache_prefix(const ph::Model& model, const std::vector<int32_t>& tokens) {
-  const ph::ModelConfig& c = model.config;
-  ph::KVCache cache = ph::make_kv_cache(model, (int)tokens.size());
-  ph::extend(model, cache, tokens);
-  std::vector<float> out;
-  for (int l = 0; l < c.n_layers; ++l)
-    for (int kv = 0; kv < 2; ++kv)
-      for (int g = 0; g < c.n_kv_heads; ++g)
-        for (size_t j = 0; j < tokens.size(); ++j)
-          for (int d = 0; d < c.head_dim; ++d)
-            out.push_back(kv == 0 ? cache.keys[l](g, j, d) : cache.values[l](g, j, d));
-  return out;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const ph::Error& e) {
-    return e.what();
-  }
-  FAIL("no ph::Error thrown");
-  return "";
 }
 
 }  // namespace
@@ -170,7 +146,7 @@ TEST_CASE("prefix_tuning prefix_init_text injects the text's keys and values") {
     INFO("n = " << n);
     std::vector<int32_t> tokens(n);
     for (int j = 0; j < n; ++j) tokens[j] = ids[j % ids.size()];
-    const std::vector<float> expected = cache_prefix(d.model, tokens);
+    const std::vector<float> expected = ph::test::kv_cache_prefix(d.model, tokens);
     auto m = d.create({{"num_virtual_tokens", n}, {"prefix_init_text", text}});
     const auto got = prefix_of(*m);
     REQUIRE(got.size() == expected.size());
