@@ -168,12 +168,9 @@ def train(args, seed, W, cfg, sp, train_set, test, trace=None):
     total = steps_per_epoch * args.epochs
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     warm = args.warmup_steps
-    # transformers' get_linear_schedule_with_warmup: the first step has lr 0. PromptHost's
-    # warmup is one step ahead: (s + 1) / warm, so its first step already moves.
-    shift = 1 if args.warmup == "prompthost" else 0
+    # transformers' get_linear_schedule_with_warmup (PromptHost's too): step 0 has lr 0
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + shift) / max(1, warm) if s < warm
-        else max(0.0, (total - s) / max(1, total - warm)))
+        opt, lambda s: s / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
     g = torch.Generator().manual_seed(seed)
     t0 = time.time()
     step = 0
@@ -227,8 +224,6 @@ def main():
                     "training_state.safetensors (e.g. a run stopped after one step at --lr 0)")
     ap.add_argument("--order", choices=["torch", "prompthost"], default="torch",
                     help="the shuffle: torch.randperm, or PromptHost's (same seed, same batches)")
-    ap.add_argument("--warmup", choices=["hf", "prompthost"], default="hf",
-                    help="warmup's first step: lr 0 (transformers) or lr/warmup (PromptHost)")
     ap.add_argument("--fixture", help="write the first --fixture-steps steps (loss, gradient "
                     "norm, lr per step; the parameters after them) to this safetensors file, "
                     "in float64, and stop: tests/unit/test_trainer_parity.cpp reads it")

@@ -7,7 +7,10 @@
 namespace ph::trainer {
 
 double Schedule::at(int step) const {
-  if (warmup_steps > 0 && step < warmup_steps) return lr * (step + 1) / (double)warmup_steps;
+  // As transformers' get_{linear,cosine,constant}_schedule_with_warmup, so a run here and a
+  // PEFT run with Trainer see the same rates: step 0 has lr 0 (it only primes AdamW's
+  // moments), step warmup_steps has the peak.
+  if (warmup_steps > 0 && step < warmup_steps) return lr * step / (double)warmup_steps;
   if (kind == kConstant) return lr;
   const int decay_steps = std::max(1, total_steps - warmup_steps);
   const double progress = std::min(1.0, (step - warmup_steps) / (double)decay_steps);

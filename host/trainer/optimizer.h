@@ -13,8 +13,8 @@ struct Schedule {
   double lr = 3e-2;
   int warmup_steps = 0;
   int total_steps = 1;
-  // Learning rate at optimizer step `step` (0-based): linear warmup from 0 to lr over
-  // warmup_steps, then decay to 0 at total_steps (or constant).
+  // Learning rate at optimizer step `step` (0-based): linear warmup from 0 (step 0) to lr
+  // (step warmup_steps), then decay to 0 at total_steps (or constant): transformers'.
   double at(int step) const;
 };
 Schedule::Kind parse_schedule(const std::string& name);  // "linear", "cosine", "constant"
