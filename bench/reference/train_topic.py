@@ -1,12 +1,13 @@
-"""PyTorch replica of the demo's reference runs (models/demo/reference-results.jsonl):
-a soft-prompt method trained on the `topic` task of the demo model, then exact match
-(greedy label) and rank accuracy (most likely of the six labels) on its test set.
+"""PyTorch replica of the demo's prefix-tuning reference run
+(models/demo/reference-results.jsonl): prefix tuning on the `topic` task of the demo
+model, then exact match (greedy label) and rank accuracy (most likely of the six labels,
+by summed log-likelihood of label + EOS) on its test set.
 
 Why it exists: the reference file records one seed. This script reruns the recorded
 settings for any seed, so PromptHost's spread over seeds can be compared with
 PyTorch's spread over seeds instead of with a single draw.
 
-    /usr/bin/python3 bench/reference/train_topic.py --method prefix_tuning --seeds 0 1 2
+    /usr/bin/python3 bench/reference/train_topic.py --seeds 0 1 2
 
 It also replays a PromptHost run: --init-from takes PromptHost's initial parameters and
 --order prompthost its shuffle, so the same run can be compared step by step (--fixture
@@ -44,10 +45,14 @@ def read_jsonl(path):
 
 
 def encode(sp, bos, eos, inp, out):
-    """BOS + tokens(input + output) + EOS; labels -100 except output tokens and EOS."""
+    """BOS + tokens(input + output) + EOS; labels -100 except output tokens and EOS.
+    (On the topic task tokens(input + output) = tokens(input) + tokens(output) for every
+    example, which is how PromptHost encodes them.)"""
     prompt = sp.encode(inp)
     full = sp.encode(inp + out)
-    n_prompt = len(prompt) if full[: len(prompt)] == prompt else len(sp.encode(inp.rstrip()))
+    if full[: len(prompt)] != prompt:
+        raise ValueError(f"the input's tokens are not a prefix of input + output's: {inp!r}")
+    n_prompt = len(prompt)
     ids = [bos] + full + [eos]
     labels = [-100] * (1 + n_prompt) + ids[1 + n_prompt:]
     return ids, labels
@@ -209,7 +214,6 @@ def train(args, seed, W, cfg, sp, train_set, test, trace=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", default="prefix_tuning", choices=["prefix_tuning"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--epochs", type=int, default=3)
