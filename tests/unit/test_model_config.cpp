@@ -154,6 +154,13 @@ TEST_CASE("config: errors name the file and the field", "[config]") {
     REQUIRE_THROWS_AS(ph::parse_hf_config(path), ph::Error);
     REQUIRE_THROWS_WITH(ph::parse_hf_config(path), Contains(path) && Contains(what));
   };
+  // `base` with one field set to `value` must be rejected with `what`.
+  auto rejects_field = [&](const json& base, const std::string& field, const json& value,
+                           const std::string& what) {
+    json j = base;
+    j[field] = value;
+    rejects(j, what);
+  };
 
   SECTION("missing fields") {
     for (const char* field :
@@ -170,76 +177,42 @@ TEST_CASE("config: errors name the file and the field", "[config]") {
     }
   }
   SECTION("wrong JSON types") {
-    json j = llama;
-    j["hidden_size"] = "64";
-    rejects(j, "field 'hidden_size' must be an integer, found string");
-    j = llama;
-    j["num_hidden_layers"] = 2.5;
-    rejects(j, "field 'num_hidden_layers' must be an integer");
-    j = llama;
-    j["tie_word_embeddings"] = "yes";
-    rejects(j, "field 'tie_word_embeddings' must be true or false");
-    j = llama;
-    j["rms_norm_eps"] = "small";
-    rejects(j, "field 'rms_norm_eps' must be a number");
-    j = llama;
-    j["eos_token_id"] = "</s>";
-    rejects(j, "field 'eos_token_id' must be an integer");
-    j = llama;
-    j["model_type"] = 3;
-    rejects(j, "field 'model_type' must be a string");
-    j = llama;
-    j["vocab_size"] = 1e12;
-    rejects(j, "field 'vocab_size' must be an integer");
-    j = llama;
-    j["vocab_size"] = 10000000000LL;
-    rejects(j, "field 'vocab_size' is out of range");
+    rejects_field(llama, "hidden_size", "64",
+                  "field 'hidden_size' must be an integer, found string");
+    rejects_field(llama, "num_hidden_layers", 2.5, "field 'num_hidden_layers' must be an integer");
+    rejects_field(llama, "tie_word_embeddings", "yes",
+                  "field 'tie_word_embeddings' must be true or false");
+    rejects_field(llama, "rms_norm_eps", "small", "field 'rms_norm_eps' must be a number");
+    rejects_field(llama, "eos_token_id", "</s>", "field 'eos_token_id' must be an integer");
+    rejects_field(llama, "model_type", 3, "field 'model_type' must be a string");
+    rejects_field(llama, "vocab_size", 1e12, "field 'vocab_size' must be an integer");
+    rejects_field(llama, "vocab_size", 10000000000LL, "field 'vocab_size' is out of range");
   }
   SECTION("non-positive sizes") {
-    json j = llama;
-    j["hidden_size"] = 0;
-    rejects(j, "field 'hidden_size' must be positive");
-    j = llama;
-    j["num_key_value_heads"] = -2;
-    rejects(j, "field 'num_key_value_heads' must be positive");
-    j = gpt2;
-    j["n_layer"] = 0;
-    rejects(j, "field 'n_layer' must be positive");
-    j = llama;
-    j["rms_norm_eps"] = 0;
-    rejects(j, "field 'rms_norm_eps' must be a positive number");
+    rejects_field(llama, "hidden_size", 0, "field 'hidden_size' must be positive");
+    rejects_field(llama, "num_key_value_heads", -2, "field 'num_key_value_heads' must be positive");
+    rejects_field(gpt2, "n_layer", 0, "field 'n_layer' must be positive");
+    rejects_field(llama, "rms_norm_eps", 0, "field 'rms_norm_eps' must be a positive number");
   }
   SECTION("heads that do not divide") {
-    json j = llama;
-    j["num_attention_heads"] = 3;
-    rejects(j, "'hidden_size' (64) is not divisible by 'num_attention_heads' (3)");
-    j = llama;
-    j["num_key_value_heads"] = 3;
-    rejects(j, "'num_attention_heads' (4) is not divisible by 'num_key_value_heads' (3)");
-    j = gpt2;
-    j["n_head"] = 5;
-    rejects(j, "'n_embd' (64) is not divisible by 'n_head' (5)");
+    rejects_field(llama, "num_attention_heads", 3,
+                  "'hidden_size' (64) is not divisible by 'num_attention_heads' (3)");
+    rejects_field(llama, "num_key_value_heads", 3,
+                  "'num_attention_heads' (4) is not divisible by 'num_key_value_heads' (3)");
+    rejects_field(gpt2, "n_head", 5, "'n_embd' (64) is not divisible by 'n_head' (5)");
   }
   SECTION("unknown model_type lists the supported ones") {
-    json j = llama;
-    j["model_type"] = "bert";
-    rejects(j, "'model_type' is 'bert'; supported: llama, mistral, qwen2, gpt2");
+    rejects_field(llama, "model_type", "bert",
+                  "'model_type' is 'bert'; supported: llama, mistral, qwen2, gpt2");
   }
   SECTION("features the kernels do not implement") {
-    json j = gpt2;
-    j["activation_function"] = "relu";
-    rejects(j, "'activation_function' is 'relu'");
-    j = llama;
-    j["hidden_act"] = "gelu";
-    rejects(j, "'hidden_act' is 'gelu'");
-    j = llama;
-    j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
-    rejects(j, "'rope_scaling'");
+    rejects_field(gpt2, "activation_function", "relu", "'activation_function' is 'relu'");
+    rejects_field(llama, "hidden_act", "gelu", "'hidden_act' is 'gelu'");
+    rejects_field(llama, "rope_scaling", json{{"type", "linear"}, {"factor", 2.0}},
+                  "'rope_scaling'");
   }
   SECTION("token ids outside the vocabulary") {
-    json j = llama;
-    j["eos_token_id"] = 97;
-    rejects(j, "eos_id (97) is outside the vocabulary");
+    rejects_field(llama, "eos_token_id", 97, "eos_id (97) is outside the vocabulary");
   }
   SECTION("unreadable files") {
     const std::string dir = ph::test::temp_dir("model_config_unreadable");
