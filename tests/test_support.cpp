@@ -31,7 +31,10 @@ std::string temp_dir(const std::string& name) {
 
 namespace ph::test {
 
-double relative_l2(const float* a, const float* b, size_t n) {
+namespace {
+
+template <class T>
+double relative_l2_of(const T* a, const T* b, size_t n) {
   double diff = 0.0, ref = 0.0;
   for (size_t i = 0; i < n; ++i) {
     diff += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
@@ -39,6 +42,15 @@ double relative_l2(const float* a, const float* b, size_t n) {
   }
   if (ref == 0.0) return diff == 0.0 ? 0.0 : INFINITY;
   return std::sqrt(diff / ref);
+}
+
+}  // namespace
+
+double relative_l2(const float* a, const float* b, size_t n) {
+  return relative_l2_of(a, b, n);
+}
+double relative_l2(const double* a, const double* b, size_t n) {
+  return relative_l2_of(a, b, n);
 }
 
 }  // namespace ph::test

@@ -20,6 +20,7 @@ namespace ph::test {
 
 // ‖a − b‖₂ / ‖b‖₂ over n elements (b is the reference); 0 when both are zero.
 double relative_l2(const float* a, const float* b, size_t n);
+double relative_l2(const double* a, const double* b, size_t n);
 
 }  // namespace ph::test
 

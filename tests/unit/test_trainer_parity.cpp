@@ -12,7 +12,6 @@
 // moves; regenerate the fixture as its metadata says.
 #include <catch.hpp>
 
-#include <cmath>
 #include <fstream>
 #include <map>
 #include <string>
@@ -33,12 +32,8 @@ namespace {
 constexpr double kTolerance = 1e-4;  // relative L2, float32 against float64
 
 double relative_l2(const std::vector<double>& a, const std::vector<double>& b) {
-  double diff = 0.0, ref = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff += (a[i] - b[i]) * (a[i] - b[i]);
-    ref += b[i] * b[i];
-  }
-  return ref > 0.0 ? std::sqrt(diff / ref) : std::sqrt(diff);
+  REQUIRE(a.size() == b.size());
+  return test::relative_l2(a.data(), b.data(), b.size());
 }
 
 }  // namespace
