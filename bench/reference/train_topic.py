@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import ref_methods as M  # noqa: E402
 import ref_models as R  # noqa: E402
 import safetensors_io  # noqa: E402
 
@@ -59,7 +60,8 @@ def encode(sp, bos, eos, inp, out):
 
 
 class Prefix(torch.nn.Module):
-    """PEFT's PrefixEncoder with prefix_projection (key/value geometry for GQA)."""
+    """PEFT's PrefixEncoder's parameters, created in its order (so a seed draws the same
+    initialisation); the arithmetic is ref_methods.prefix_tuning's."""
 
     def __init__(self, n, kv_dim, hidden, flat_dim, projection):
         super().__init__()
@@ -72,8 +74,7 @@ class Prefix(torch.nn.Module):
             self.embedding = torch.nn.Embedding(n, flat_dim)
 
     def forward(self):
-        x = self.embedding.weight
-        return self.transform(x) if self.projection else x
+        return M.prefix_tuning(dict(self.named_parameters()), self.projection)
 
 
 M64 = (1 << 64) - 1
@@ -114,9 +115,7 @@ def forward(W, cfg, prefix_module, ids, mask):
     B, S = ids.shape
     flat = prefix_module()
     n = flat.shape[0]
-    kv = flat.view(n, 2 * L, kvH, hd).permute(1, 2, 0, 3)
-    prefix = [(kv[2 * l].expand(B, kvH, n, hd), kv[2 * l + 1].expand(B, kvH, n, hd))
-              for l in range(L)]
+    prefix = M.prefix_to_layers(flat, L, kvH, hd, B)
     pos = torch.arange(n, n + S).expand(B, S)
     key_mask = torch.cat((torch.ones(B, n, dtype=mask.dtype), mask), 1)
     return R.llama_forward(W, cfg, R.llama_embed(W, cfg, ids), pos, key_mask, prefix)
