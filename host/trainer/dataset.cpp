@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/common/error.h"
+#include "models/common/json_file.h"
 
 namespace ph::trainer {
 
@@ -36,12 +37,7 @@ std::vector<Example> read_jsonl(const std::string& path) {
     ++number;
     if (trim(line).empty()) continue;
     const std::string where = path + ":" + std::to_string(number);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(where + ": not valid JSON (" + e.what() + ")");
-    }
+    const nlohmann::json j = parse_json(line, where);
     if (!j.is_object()) throw Error(where + ": expected a JSON object");
     Example ex;
     ex.line = number;

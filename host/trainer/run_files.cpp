@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "models/common/error.h"
+#include "models/common/json_file.h"
 
 namespace ph::trainer {
 
@@ -40,15 +41,7 @@ void write_json_atomic(const std::string& path, const nlohmann::json& value) {
   write_file_atomic(path, value.dump(2) + "\n");
 }
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": not valid JSON (" + e.what() + ")");
-  }
-}
+nlohmann::json read_json(const std::string& path) { return read_json_file(path); }
 
 std::string loss_curve_svg(const std::vector<CurvePoint>& train,
                            const std::vector<CurvePoint>& eval) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/common/error.h"
+#include "models/common/json_file.h"
 
 namespace ph {
 
@@ -253,12 +254,7 @@ ModelConfig parse_hf_config(const std::string& config_json_path) {
   if (!in) throw Error("cannot open " + path);
   std::stringstream text;
   text << in.rdbuf();
-  json root;
-  try {
-    root = json::parse(text.str());
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON: " + e.what());
-  }
+  const json root = parse_json(text.str(), path);
   if (!root.is_object()) throw Error(path + ": must hold a JSON object");
 
   const ConfigReader r(path, root);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/common/error.h"
+#include "models/common/json_file.h"
 #include "models/loader/safetensors.h"
 
 namespace ph {
@@ -77,12 +78,7 @@ class WeightFiles {
     if (!in) throw Error("cannot open " + index_path);
     std::stringstream text;
     text << in.rdbuf();
-    json index;
-    try {
-      index = json::parse(text.str());
-    } catch (const json::exception& e) {
-      throw Error(index_path + ": not valid JSON: " + e.what());
-    }
+    json index = parse_json(text.str(), index_path);
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
       throw Error(index_path + ": missing the 'weight_map' object");
     }

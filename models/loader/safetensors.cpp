@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/common/error.h"
+#include "models/common/json_file.h"
 #include "models/common/float_buffer.h"
 
 // The format is little-endian and tensors are read in place: a big-endian host would need
@@ -226,6 +227,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
   std::string duplicate;
   std::set<std::string> seen;
   auto note_duplicates = [&](int depth, json::parse_event_t event, json& parsed) {
+    check_json_depth(depth, event, path);
     if (event == json::parse_event_t::key && depth == 1 && duplicate.empty() &&
         !seen.insert(parsed.get<std::string>()).second) {
       duplicate = parsed.get<std::string>();

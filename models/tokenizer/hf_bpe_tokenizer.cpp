@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/common/error.h"
+#include "models/common/json_file.h"
 #include "models/tokenizer/bpe_model.h"
 #include "models/tokenizer/hf_pipeline.h"
 #include "models/tokenizer/text_util.h"
@@ -149,12 +150,7 @@ void HfBpeTokenizer::read_special_ids() {
   bool bos_known = false, eos_known = false;
   if (std::filesystem::is_regular_file(config_path)) {
     const std::string config_file = config_path.string();
-    json config;
-    try {
-      config = json::parse(read_file(config_file, "tokenizer config"));
-    } catch (const json::exception& e) {
-      throw Error(config_file + ": not valid JSON: " + e.what());
-    }
+    const json config = parse_json(read_file(config_file, "tokenizer config"), config_file);
     const auto read = [&](const char* key, int& id, bool& known) {
       if (!config.is_object() || !config.contains(key)) return;
       const json& value = config[key];
@@ -278,12 +274,7 @@ std::string HfBpeTokenizer::decode(const std::vector<int32_t>& ids) const {
 
 std::unique_ptr<Tokenizer> load_hf_bpe_tokenizer(const std::string& path) {
   const std::string content = read_file(path, "tokenizer.json");
-  json spec;
-  try {
-    spec = json::parse(content);
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON: " + e.what());
-  }
+  const json spec = parse_json(content, path);
   try {
     return std::make_unique<HfBpeTokenizer>(spec, path);
   } catch (const json::exception& e) {
