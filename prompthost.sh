@@ -3,6 +3,12 @@
 #   ./prompthost.sh demo   installs what is missing, builds (Release), runs the demo
 #   ./prompthost.sh test   installs what is missing, builds, runs the whole test suite
 #   ./prompthost.sh build  only installs and builds
+#   ./prompthost.sh sanitize  the hardening checks CI runs after `test`: a clang build
+#                          with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#                          runs the whole test suite, then every fuzz target for
+#                          FUZZ_SECONDS (default 30) over its committed corpus
+#   ./prompthost.sh fuzz [SECONDS] [TARGET...]  the fuzz targets alone, for longer
+#                          (default 600 s each; FUZZ_RUNS=N stops after N executions)
 # A second run installs nothing new and rebuilds only what changed.
 set -euo pipefail
 
@@ -16,9 +22,12 @@ packages=(g++ cmake ninja-build pkg-config git
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   nlohmann-json3-dev libsentencepiece-dev libpcre2-dev libdlpack-dev catch2)
 
+# What the sanitizer and fuzz build adds (clang with its sanitizer and libFuzzer runtimes).
+hardening_packages=(clang libclang-rt-14-dev)
+
 install_missing() {
   local missing=()
-  for p in "${packages[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -37,12 +46,27 @@ install_missing() {
 }
 
 build_all() {
-  install_missing
+  install_missing "${packages[@]}"
   if [ ! -f "$build/build.ninja" ]; then
     cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
   fi
   cmake --build "$build" -j "$jobs"
 }
+
+# The sanitizer + fuzz build: clang, RelWithDebInfo (optimised, with line numbers in
+# the reports), every target instrumented.
+asan_build="${PROMPTHOST_ASAN_BUILD_DIR:-$here/build-asan}"
+build_hardened() {
+  install_missing "${packages[@]}" "${hardening_packages[@]}"
+  if [ ! -f "$asan_build/build.ninja" ]; then
+    CC=clang CXX=clang++ cmake -S "$here" -B "$asan_build" -G Ninja \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPROMPTHOST_SANITIZE=ON -DPROMPTHOST_FUZZ=ON
+  fi
+  cmake --build "$asan_build" -j "$jobs"
+}
+# Any report fails the run; leaks are reported too (LeakSanitizer).
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 case "${1:-}" in
   build)
@@ -53,6 +77,16 @@ case "${1:-}" in
     cd "$build"
     ctest --output-on-failure -j "$jobs"
     ;;
+  sanitize)
+    build_hardened
+    (cd "$asan_build" && ctest --output-on-failure -j "$jobs")
+    "$here/tests/fuzz/run.sh" "$asan_build" "${FUZZ_SECONDS:-30}"
+    ;;
+  fuzz)
+    build_hardened
+    shift
+    "$here/tests/fuzz/run.sh" "$asan_build" "${1:-600}" "${@:2}"
+    ;;
   demo)
     build_all
     shift
@@ -60,7 +94,7 @@ case "${1:-}" in
     "$build/host/prompthost" train --plugin prefix_tuning --output "$here/runs/demo-prefix_tuning" "$@"
     ;;
   *)
-    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -45,8 +45,12 @@ function(prompthost_add_plugin name)
   endif()
   target_compile_features(${name} PRIVATE cxx_std_17)
   target_link_libraries(${name} PRIVATE PromptHost::sdk)
-  target_link_options(${name} PRIVATE
-    "LINKER:--version-script=${version_script}" "LINKER:-z,defs")
+  target_link_options(${name} PRIVATE "LINKER:--version-script=${version_script}")
+  # Every symbol resolved at link time (-z,defs), except in the sanitizer and fuzz builds:
+  # there the sanitizer runtime lives in the executable and a plugin finds it when loaded.
+  if(NOT PROMPTHOST_SANITIZE AND NOT PROMPTHOST_FUZZ)
+    target_link_options(${name} PRIVATE "LINKER:-z,defs")
+  endif()
   if(DEFINED PROMPTHOST_PLUGIN_INSTALL AND NOT PROMPTHOST_PLUGIN_INSTALL)
     set(ARG_NO_INSTALL TRUE)
   endif()

@@ -118,8 +118,9 @@ void apply_demo_defaults(trainer::TrainConfig& c, const po::variables_map& vm,
   if (!vm["config"].empty() || !d.contains("options")) return;
   std::vector<std::string> set;
   for (const auto& [key, value] : d.at("options").items()) {
+    const std::string prefix = key + "=";  // (clang 14 cannot capture a structured binding)
     const bool given = std::any_of(c.set.begin(), c.set.end(), [&](const std::string& kv) {
-      return kv.rfind(key + "=", 0) == 0;
+      return kv.rfind(prefix, 0) == 0;
     });
     if (!given)
       set.push_back(key + "=" + (value.is_string() ? value.get<std::string>() : value.dump()));

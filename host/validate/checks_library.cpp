@@ -80,7 +80,7 @@ std::vector<DynamicSymbol> exported_symbols(const std::string& path) {
       require(sym.st_name < strtab.sh_size, "malformed symbol name offset");
       const char* name = bytes.data() + strtab.sh_offset + sym.st_name;
       symbols.push_back({std::string(name, strnlen(name, strtab.sh_size - sym.st_name)), bind,
-                         ELF64_ST_TYPE(sym.st_info)});
+                         static_cast<unsigned>(ELF64_ST_TYPE(sym.st_info))});
     }
     return symbols;
   }
