@@ -1,4 +1,5 @@
 // `prompthost generate`: continue a prompt with a frozen model, streaming the text.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -214,7 +215,7 @@ int run(const Settings& s) {
     injection = InjectionCache(model, ap.cached);
   }
 
-  options.eos_id = c.eos_id >= 0 ? c.eos_id : tokenizer->eos_id();
+  options.stop_ids = stop_ids(c, tokenizer->eos_id());
   std::vector<int32_t> text_ids;  // what the stream decodes after: the real tokens
   for (int32_t t : prompt)
     if (!is_virtual(t)) text_ids.push_back(t);
@@ -236,8 +237,10 @@ int run(const Settings& s) {
   }
   std::fflush(stdout);
 
-  const bool stopped_early = static_cast<int>(ids.size()) < options.max_new_tokens &&
-                             (ids.empty() || ids.back() != options.eos_id);
+  const auto& stops = options.stop_ids;
+  const bool stopped_early =
+      static_cast<int>(ids.size()) < options.max_new_tokens &&
+      (ids.empty() || std::find(stops.begin(), stops.end(), ids.back()) == stops.end());
   if (stopped_early)
     std::fprintf(stderr, "%sstopped at the end of the model's context (%d positions)\n", kPrefix,
                  c.max_positions);
