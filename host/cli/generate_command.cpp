@@ -70,7 +70,8 @@ po::options_description describe_options(Settings& s, std::string& seed, double&
     ("task", po::value(&s.task), "the task (name or index) of a multitask adapter")
     ("plugin-path", po::value(&s.plugin_paths)->composing(), "another folder to look for plugins in")
     ("max-new-tokens", po::value(&s.generate.max_new_tokens)->default_value(64),
-     "stop after this many tokens (also stops at EOS and at the end of the context)")
+     "stop after this many tokens (also stops at EOS, at BOS with a llama2.c .bin as "
+     "run.c does, and at the end of the context)")
     ("temperature", po::value(&temperature)->default_value(0.8, "0.8"),
      "sampling temperature; 0 is greedy (deterministic argmax)")
     ("top-k", po::value(&s.generate.sampling.top_k)->default_value(0),
