@@ -1,4 +1,5 @@
 // `prompthost generate`: continue a prompt with a frozen model, streaming the text.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -69,7 +70,8 @@ po::options_description describe_options(Settings& s, std::string& seed, double&
     ("task", po::value(&s.task), "the task (name or index) of a multitask adapter")
     ("plugin-path", po::value(&s.plugin_paths)->composing(), "another folder to look for plugins in")
     ("max-new-tokens", po::value(&s.generate.max_new_tokens)->default_value(64),
-     "stop after this many tokens (also stops at EOS and at the end of the context)")
+     "stop after this many tokens (also stops at EOS, at BOS with a llama2.c .bin as "
+     "run.c does, and at the end of the context)")
     ("temperature", po::value(&temperature)->default_value(0.8, "0.8"),
      "sampling temperature; 0 is greedy (deterministic argmax)")
     ("top-k", po::value(&s.generate.sampling.top_k)->default_value(0),
@@ -214,7 +216,7 @@ int run(const Settings& s) {
     injection = InjectionCache(model, ap.cached);
   }
 
-  options.eos_id = c.eos_id >= 0 ? c.eos_id : tokenizer->eos_id();
+  options.stop_ids = stop_ids(c, tokenizer->eos_id());
   std::vector<int32_t> text_ids;  // what the stream decodes after: the real tokens
   for (int32_t t : prompt)
     if (!is_virtual(t)) text_ids.push_back(t);
@@ -236,8 +238,10 @@ int run(const Settings& s) {
   }
   std::fflush(stdout);
 
-  const bool stopped_early = static_cast<int>(ids.size()) < options.max_new_tokens &&
-                             (ids.empty() || ids.back() != options.eos_id);
+  const auto& stops = options.stop_ids;
+  const bool stopped_early =
+      static_cast<int>(ids.size()) < options.max_new_tokens &&
+      (ids.empty() || std::find(stops.begin(), stops.end(), ids.back()) == stops.end());
   if (stopped_early)
     std::fprintf(stderr, "%sstopped at the end of the model's context (%d positions)\n", kPrefix,
                  c.max_positions);

@@ -12,8 +12,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kPeftVersion = "0.17.0";  // the PEFT release whose layout we write
-
 std::string join(const std::string& dir, const char* file) {
   return (fs::path(dir) / file).string();
 }
@@ -55,11 +53,15 @@ void write_adapter(const std::string& dir, const host::MethodInstance& method,
                         {"num_transformer_submodules", 1},
                         {"num_virtual_tokens", std::max(spec.n_virtual, spec.n_prefix)},
                         {"peft_type", method.library().descriptor().peft_type},
-                        {"peft_version", kPeftVersion},
+                        {"peft_version", kPeftLayoutVersion},
                         {"revision", nullptr},
                         {"task_type", "CAUSAL_LM"},
                         {"token_dim", config.dim}};
   cfg.update(adapter.config);
+  // PEFT refuses a TEXT-initialised prompt without a tokenizer, even to load it for
+  // inference; the text was tokenized with the base model's, so that is the one to name.
+  auto tokenizer = cfg.find("tokenizer_name_or_path");
+  if (tokenizer != cfg.end() && tokenizer->is_null()) *tokenizer = base_model;
   std::vector<TensorToWrite> tensors;
   for (const auto& [name, t] : adapter.tensors)
     tensors.push_back(f32_tensor(name, t.first, t.second.data()));

@@ -20,14 +20,20 @@ constexpr const char* kAdapterInfoFile = "prompthost_adapter.json";
 constexpr const char* kTrainingStateFile = "training_state.safetensors";
 constexpr const char* kTrainerStateFile = "trainer_state.json";
 
+// The PEFT release whose adapter_config.json layout PromptHost writes: its keys, and its
+// own version as "peft_version" (a key PEFT writes since 0.18). Older PEFT releases load
+// the files too, ignoring the keys they do not know.
+constexpr const char* kPeftLayoutVersion = "0.20.0";
+
 // The model facts an adapter must match: {"arch", "dim", "n_layers", ...}.
 nlohmann::json model_fingerprint(const ModelConfig& config);
 // Throws ph::Error naming the adapter folder and the first fact that differs.
 void check_fingerprint(const nlohmann::json& fingerprint, const ModelConfig& config,
                        const std::string& adapter_dir);
 
-// Writes adapter_config.json (PEFT's common fields, then the method's), the exported
-// tensors (metadata {"format": "pt"}) and prompthost_adapter.json, each atomically.
+// Writes adapter_config.json (PEFT's common fields, then the method's; a null
+// "tokenizer_name_or_path" becomes `base_model`), the exported tensors (metadata
+// {"format": "pt"}) and prompthost_adapter.json (the options as given), each atomically.
 void write_adapter(const std::string& dir, const host::MethodInstance& method,
                    const ModelConfig& config, const std::string& base_model,
                    const std::vector<std::string>& task_names);

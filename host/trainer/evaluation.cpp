@@ -8,6 +8,7 @@
 #include <xtensor/xview.hpp>
 
 #include "models/engine/engine.h"
+#include "models/generate/generate.h"
 
 namespace ph::trainer {
 
@@ -50,7 +51,8 @@ std::vector<double> sequence_nll(const Model& model, host::MethodInstance& metho
 }  // namespace
 
 std::vector<int32_t> generate_output(const Model& model, host::MethodInstance& method,
-                                     const Encoded& example, int max_new_tokens, int32_t eos_id) {
+                                     const Encoded& example, int max_new_tokens,
+                                     const std::vector<int32_t>& stop_ids) {
   std::vector<int64_t> tasks;
   if (example.task >= 0) tasks.push_back(example.task);
   const Injection inj = method.forward(1, tasks, false);
@@ -69,7 +71,7 @@ std::vector<int32_t> generate_output(const Model& model, host::MethodInstance& m
   while ((int)out.size() < max_new_tokens) {
     const int32_t next =
         (int32_t)std::distance(logits.begin(), std::max_element(logits.begin(), logits.end()));
-    if (next == eos_id) break;
+    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
     out.push_back(next);
     if (cache.length >= cache.capacity) break;
     logits = extend(model, cache, {next});
@@ -93,14 +95,14 @@ EvalResult evaluate(const Model& model, const Tokenizer& tokenizer, host::Method
   r.has_outputs = !examples.empty() && examples[0].has_output;
   if (!r.has_outputs) return r;
 
-  const int32_t eos = tokenizer.eos_id();
+  const std::vector<int32_t> stops = stop_ids(model.config, tokenizer.eos_id());
   if (options.generate) {           // exact match of the greedy continuation
     std::set<std::string> outputs;  // a classifier's labels, say
     for (const auto& ex : examples) outputs.insert(trim(ex.output));
     int hits = 0, known = 0;
     for (size_t i = 0; i < examples.size(); ++i) {
       const int want = (int)tokenizer.encode(examples[i].output).size();
-      const auto ids = generate_output(model, method, encoded[i], want + 4, eos);
+      const auto ids = generate_output(model, method, encoded[i], want + 4, stops);
       r.generated.push_back(tokenizer.decode(ids));
       hits += trim(r.generated.back()) == trim(examples[i].output);
       known += outputs.count(trim(r.generated.back())) > 0;

@@ -41,8 +41,10 @@ EvalResult evaluate(const Model& model, const Tokenizer& tokenizer, host::Method
                     const EvalOptions& options);
 
 // Greedy continuation of one encoded example's prompt (tokens before its output) with
-// the method's injection; returns generated ids (EOS excluded).
+// the method's injection; returns the generated ids, up to (not including) the first of
+// `stop_ids` (see ph::stop_ids).
 std::vector<int32_t> generate_output(const Model& model, host::MethodInstance& method,
-                                     const Encoded& example, int max_new_tokens, int32_t eos_id);
+                                     const Encoded& example, int max_new_tokens,
+                                     const std::vector<int32_t>& stop_ids);
 
 }  // namespace ph::trainer

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -24,26 +25,32 @@ const char* arch_name(Arch arch) {
 }
 
 void validate_config(const ModelConfig& c, const std::string& source) {
-  auto positive = [&](int value, const char* field) {
+  // Every size positive and within its limit before any product of sizes is formed: the
+  // values come from an untrusted file.
+  auto bounded = [&](int64_t value, const char* field, int64_t limit) {
     if (value <= 0) {
       throw Error(source + ": " + field + " must be positive, found " + std::to_string(value));
     }
+    if (value > limit) {
+      throw Error(source + ": " + field + " (" + std::to_string(value) + ") exceeds " +
+                  std::to_string(limit) + ", the largest PromptHost accepts");
+    }
   };
-  positive(c.n_layers, "n_layers");
-  positive(c.dim, "dim");
-  positive(c.n_heads, "n_heads");
-  positive(c.n_kv_heads, "n_kv_heads");
-  positive(c.head_dim, "head_dim");
-  positive(c.ffn_dim, "ffn_dim");
-  positive(c.vocab_size, "vocab_size");
-  positive(c.max_positions, "max_positions");
+  bounded(c.n_layers, "n_layers", kMaxLayers);
+  bounded(c.dim, "dim", kMaxWidth);
+  bounded(c.n_heads, "n_heads", kMaxWidth);
+  bounded(c.n_kv_heads, "n_kv_heads", kMaxWidth);
+  bounded(c.head_dim, "head_dim", kMaxWidth);
+  bounded(c.ffn_dim, "ffn_dim", kMaxWidth);
+  bounded(c.vocab_size, "vocab_size", kMaxVocab);
+  bounded(c.max_positions, "max_positions", kMaxPositions);
+  // Both factors are at most 2^20, so the int64 products cannot overflow; bounding them
+  // keeps the fused q|k|v width (q + 2 kv) well inside the kernels' int.
+  bounded(int64_t{c.n_heads} * c.head_dim, "n_heads * head_dim", kMaxWidth);
+  bounded(int64_t{c.n_kv_heads} * c.head_dim, "n_kv_heads * head_dim", kMaxWidth);
   if (c.n_heads % c.n_kv_heads != 0) {
     throw Error(source + ": n_heads (" + std::to_string(c.n_heads) +
                 ") is not divisible by n_kv_heads (" + std::to_string(c.n_kv_heads) + ")");
-  }
-  // The fused q|k|v width and the kernels' index arithmetic are int.
-  if (static_cast<long long>(c.n_heads + 2 * c.n_kv_heads) * c.head_dim > INT_MAX) {
-    throw Error(source + ": attention width overflows (heads x head_dim too large)");
   }
   if (!(c.norm_eps > 0.0f) || !std::isfinite(c.norm_eps)) {
     throw Error(source + ": norm_eps must be a positive number, found " +
@@ -93,10 +100,12 @@ class ConfigReader {
   int optional_int(const char* field, int fallback) const {
     return has(field) ? to_int(field, root_.at(field)) : fallback;
   }
-  // A size: an integer > 0.
-  int required_size(const char* field) const { return positive(field, required_int(field)); }
-  int optional_size(const char* field, int fallback) const {
-    return positive(field, optional_int(field, fallback));
+  // A size: an integer in [1, limit].
+  int required_size(const char* field, int limit) const {
+    return bounded(field, required_int(field), limit);
+  }
+  int optional_size(const char* field, int fallback, int limit) const {
+    return bounded(field, optional_int(field, fallback), limit);
   }
 
   float optional_float(const char* field, float fallback) const {
@@ -151,10 +160,14 @@ class ConfigReader {
     return static_cast<int>(v);
   }
 
-  int positive(const char* field, int value) const {
+  int bounded(const char* field, int value, int limit) const {
     if (value <= 0) {
       throw Error(path_ + ": field '" + field + "' must be positive, found " +
                   std::to_string(value));
+    }
+    if (value > limit) {
+      throw Error(path_ + ": field '" + field + "' is " + std::to_string(value) +
+                  "; PromptHost accepts at most " + std::to_string(limit));
     }
     return value;
   }
@@ -171,7 +184,7 @@ class ConfigReader {
 // head_dim when the config gives it, else hidden / heads (which must then divide).
 int head_dim_of(const ConfigReader& r, int hidden, const char* hidden_field, int heads,
                 const char* heads_field) {
-  if (r.has("head_dim")) return r.required_size("head_dim");
+  if (r.has("head_dim")) return r.required_size("head_dim", kMaxWidth);
   if (hidden % heads != 0) {
     throw Error(r.path() + ": field '" + hidden_field + "' (" + std::to_string(hidden) +
                 ") is not divisible by '" + heads_field + "' (" + std::to_string(heads) + ")");
@@ -182,13 +195,13 @@ int head_dim_of(const ConfigReader& r, int hidden, const char* hidden_field, int
 ModelConfig parse_llama_family(const ConfigReader& r, const std::string& model_type) {
   ModelConfig c;
   c.arch = Arch::kLlama;
-  c.dim = r.required_size("hidden_size");
-  c.ffn_dim = r.required_size("intermediate_size");
-  c.n_heads = r.required_size("num_attention_heads");
-  c.n_kv_heads = r.optional_size("num_key_value_heads", c.n_heads);
-  c.n_layers = r.required_size("num_hidden_layers");
-  c.vocab_size = r.required_size("vocab_size");
-  c.max_positions = r.required_size("max_position_embeddings");
+  c.dim = r.required_size("hidden_size", kMaxWidth);
+  c.ffn_dim = r.required_size("intermediate_size", kMaxWidth);
+  c.n_heads = r.required_size("num_attention_heads", kMaxWidth);
+  c.n_kv_heads = r.optional_size("num_key_value_heads", c.n_heads, kMaxWidth);
+  c.n_layers = r.required_size("num_hidden_layers", kMaxLayers);
+  c.vocab_size = r.required_size("vocab_size", kMaxVocab);
+  c.max_positions = r.required_size("max_position_embeddings", kMaxPositions);
   c.norm_eps = r.optional_float("rms_norm_eps", 1e-6f);  // transformers' default
   c.rope_theta = r.optional_float("rope_theta", 10000.0f);
   c.tied_head = r.optional_bool("tie_word_embeddings", false);
@@ -216,7 +229,7 @@ ModelConfig parse_llama_family(const ConfigReader& r, const std::string& model_t
   // Sliding-window attention equals full attention up to the window: cap the context there.
   const bool sliding = model_type == "mistral" || r.optional_bool("use_sliding_window", false);
   if (sliding && r.has("sliding_window")) {
-    c.max_positions = std::min(c.max_positions, r.required_size("sliding_window"));
+    c.max_positions = std::min(c.max_positions, r.required_size("sliding_window", kMaxPositions));
   }
   return c;
 }
@@ -224,13 +237,13 @@ ModelConfig parse_llama_family(const ConfigReader& r, const std::string& model_t
 ModelConfig parse_gpt2(const ConfigReader& r) {
   ModelConfig c;
   c.arch = Arch::kGpt2;
-  c.n_layers = r.required_size("n_layer");
-  c.dim = r.required_size("n_embd");
-  c.n_heads = r.required_size("n_head");
+  c.n_layers = r.required_size("n_layer", kMaxLayers);
+  c.dim = r.required_size("n_embd", kMaxWidth);
+  c.n_heads = r.required_size("n_head", kMaxWidth);
   c.n_kv_heads = c.n_heads;
-  c.vocab_size = r.required_size("vocab_size");
-  c.max_positions = r.required_size("n_positions");
-  c.ffn_dim = r.optional_size("n_inner", 4 * c.dim);
+  c.vocab_size = r.required_size("vocab_size", kMaxVocab);
+  c.max_positions = r.required_size("n_positions", kMaxPositions);
+  c.ffn_dim = r.optional_size("n_inner", 4 * c.dim, kMaxWidth);  // dim <= 2^20: 4 * dim fits
   c.norm_eps = r.optional_float("layer_norm_epsilon", 1e-5f);
   c.tied_head = r.optional_bool("tie_word_embeddings", true);
   if (c.dim % c.n_heads != 0) {

@@ -25,14 +25,26 @@ struct ModelConfig {
   bool qkv_bias = false;        // llama family with q/k/v biases (qwen2 style)
   int bos_id = -1;              // -1 when the config does not say
   int eos_id = -1;
+  // The model was trained on texts each preceded by BOS, so a generated BOS starts a new
+  // text: generation stops there (llama2.c checkpoints; llama2.c's run.c does the same).
+  bool bos_ends_text = false;
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
   int qkv_dim() const { return q_dim() + 2 * kv_dim(); }
 };
 
-// Checks the invariants every kernel relies on (positive sizes, heads divisible by
-// key/value heads, ...). `source` names the file in the error message.
+// The largest sizes a model file may claim. Every open model is well inside them (the
+// largest have ~130 layers, widths of ~50k and vocabularies of ~260k); a file claiming
+// more is refused before anything is allocated, and within them every size product the
+// kernels compute in int (the fused q|k|v and gate|up widths) fits.
+constexpr int kMaxLayers = 1024;
+constexpr int kMaxWidth = 1 << 20;  // dim, ffn_dim, head_dim, n_heads * head_dim, ...
+constexpr int kMaxVocab = 1 << 24;
+constexpr int kMaxPositions = 1 << 24;  // context length
+
+// Checks the invariants every kernel relies on (positive sizes within the limits above,
+// heads divisible by key/value heads, ...). `source` names the file in the error message.
 void validate_config(const ModelConfig& config, const std::string& source);
 
 // Parses a Hugging Face config.json (model_type "llama", "mistral", "qwen2", "gpt2", ...).

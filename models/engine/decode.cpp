@@ -14,15 +14,16 @@ namespace ph {
 namespace {
 
 // One rotary table per model shape, shared by every call (decoding calls extend per token).
-const RopeTable& rope_for(const ModelConfig& c) {
+// It covers the positions a cache can hold, not the model's whole context: a context of
+// millions of positions would otherwise cost gigabytes on every request.
+const RopeTable& rope_for(const ModelConfig& c, int positions) {
   thread_local RopeTable table;
   thread_local float theta = 0.0f;
-  if (theta != c.rope_theta || table.head_dim != c.head_dim ||
-      (int)table.cos.size() < c.max_positions * c.head_dim / 2) {
+  if (theta != c.rope_theta || table.head_dim != c.head_dim) {
     table = RopeTable{};
-    table.ensure(c.max_positions, c.head_dim, c.rope_theta);
     theta = c.rope_theta;
   }
+  table.ensure(positions, c.head_dim, c.rope_theta);
   return table;
 }
 
@@ -90,7 +91,7 @@ xt::xtensor<float, 1> extend(const Model& model, KVCache& cache, const std::vect
     layout.positions.push_back(cache.length + t);
     embed_row(model, tok, vrow, cache.length + t, &x(t, 0));
   }
-  const RopeTable& rope = rope_for(c);
+  const RopeTable& rope = rope_for(c, cache.capacity);
   const int qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim;
   LayerActivations acts;
   LayerScratch scratch;

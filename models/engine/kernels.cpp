@@ -144,13 +144,13 @@ void norm_backward(const Norm& norm, int rows, int width, const float* x, const 
 // ---------------------------------------------------------------- rotary embedding
 
 void RopeTable::ensure(int positions, int dim, float theta) {
-  const int half = dim / 2;
-  if (dim == head_dim && (int)cos.size() >= positions * half) return;
+  const size_t half = dim / 2;
+  if (dim == head_dim && cos.size() >= (size_t)positions * half) return;
   head_dim = dim;
   cos.resize((size_t)positions * half);
   sin.resize((size_t)positions * half);
   for (int p = 0; p < positions; ++p) {
-    for (int i = 0; i < half; ++i) {
+    for (size_t i = 0; i < half; ++i) {
       const double inv = 1.0 / std::pow((double)theta, (2.0 * i) / dim);
       const double angle = p * inv;
       cos[(size_t)p * half + i] = (float)std::cos(angle);

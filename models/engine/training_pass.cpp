@@ -132,8 +132,6 @@ struct TrainingPass::State {
   bool have_forward = false;
 
   State(const Model& m, PassOptions o) : model(m), options(o) {
-    if (m.config.arch == Arch::kLlama)
-      rope.ensure(m.config.max_positions, m.config.head_dim, m.config.rope_theta);
     for (int l = 0; l < m.config.n_layers; ++l) layers.emplace_back(m, l, rope);
   }
 
@@ -294,6 +292,12 @@ double TrainingPass::forward(const std::vector<Sequence>& batch, const Injection
   if (batch.empty()) return 0.0;
   st.pack(batch);
   const int R = st.layout.rows;
+  // The rotary table covers the positions in use, not the whole context (which may be
+  // millions of positions long).
+  if (c.arch == Arch::kLlama && R > 0) {
+    const int last = *std::max_element(st.layout.positions.begin(), st.layout.positions.end());
+    st.rope.ensure(last + 1, c.head_dim, c.rope_theta);
+  }
 
   // input rows
   st.inputs.resize(c.n_layers + 1);

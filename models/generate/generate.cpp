@@ -91,6 +91,14 @@ KVCache InjectionCache::start(const Model& model, int capacity) const {
   return out;
 }
 
+std::vector<int32_t> stop_ids(const ModelConfig& c, int32_t tokenizer_eos) {
+  std::vector<int32_t> ids;
+  const int32_t eos = c.eos_id >= 0 ? c.eos_id : tokenizer_eos;
+  if (eos >= 0) ids.push_back(eos);
+  if (c.bos_ends_text && c.bos_id >= 0) ids.push_back(c.bos_id);
+  return ids;
+}
+
 std::vector<int32_t> generate(const Model& model, const InjectionCache& injection,
                               const std::vector<int32_t>& prompt, const GenerateOptions& options) {
   const ModelConfig& c = model.config;
@@ -127,7 +135,10 @@ std::vector<int32_t> generate(const Model& model, const InjectionCache& injectio
     const int32_t token = sampler.sample(logits);
     out.push_back(token);
     if (options.on_token) options.on_token(token, logits);
-    if (token == options.eos_id || static_cast<int>(out.size()) == budget) break;
+    const auto& stops = options.stop_ids;
+    if (std::find(stops.begin(), stops.end(), token) != stops.end() ||
+        static_cast<int>(out.size()) == budget)
+      break;
     logits = extend(model, cache, {token});
   }
   return out;

@@ -49,8 +49,9 @@ struct GenerateOptions {
   int max_new_tokens = 64;
   SamplingOptions sampling;  // temperature 0.8, no top-k, no top-p by default
   uint64_t seed = 0;
-  // Generation stops after producing this id (which is returned); -1: never stops early.
-  int32_t eos_id = -1;
+  // Generation stops after producing one of these ids (which is returned); empty: it
+  // never stops early. stop_ids() gives a model's.
+  std::vector<int32_t> stop_ids;
   // Called for each generated token as soon as it is chosen, with the logits it was
   // chosen from: for streaming output, and for callers that want the scores.
   std::function<void(int32_t token, const xt::xtensor<float, 1>& logits)> on_token;
@@ -59,9 +60,14 @@ struct GenerateOptions {
   xt::xtensor<float, 2> virtual_tokens;
 };
 
+// The ids generation with `config`'s model stops at: its EOS (config.json's, else
+// `tokenizer_eos`; none when both are -1), and its BOS when BOS separates the texts it was
+// trained on (config.bos_ends_text: llama2.c checkpoints, where run.c stops at BOS too).
+std::vector<int32_t> stop_ids(const ModelConfig& config, int32_t tokenizer_eos);
+
 // Continues `prompt` (token ids, BOS included if the model wants one) after the
-// injection and returns the generated ids: at most max_new_tokens, ending with eos_id
-// if it was produced, and fewer if the context fills up (the injection, prompt and
+// injection and returns the generated ids: at most max_new_tokens, ending with a stop id
+// if one was produced, and fewer if the context fills up (the injection, prompt and
 // generated tokens together never exceed config.max_positions).
 // Throws ph::Error if a prompt id is outside the vocabulary (naming it), if the injection
 // plus prompt alone exceed the context, or if both the prompt and the injection's

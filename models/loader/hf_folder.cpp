@@ -139,10 +139,23 @@ class TensorReader {
     return t.data;
   }
 
-  // Copies `name` (checked to have `shape`) to `dst`, e.g. into a fused buffer.
-  void copy(const std::string& name, const std::vector<int64_t>& shape, float* dst) {
-    const FloatTensor t = read(name, shape);
-    if (t.numel) std::memcpy(dst, t.data, t.numel * sizeof(float));
+  // The tensors `parts`, each checked to have its shape, one after the other in one owned
+  // buffer (the kernels' fused q|k|v and gate|up layouts). Every part is checked before
+  // the buffer is allocated, so its size is one the file holds, not one config.json claims.
+  const float* fuse(const std::vector<std::pair<std::string, std::vector<int64_t>>>& parts) {
+    std::vector<FloatTensor> checked;
+    size_t total = 0;
+    for (const auto& [name, shape] : parts) {
+      checked.push_back(read(name, shape));
+      total += checked.back().numel;
+    }
+    float* fused = model_.allocate(total);
+    float* dst = fused;
+    for (const FloatTensor& t : checked) {
+      if (t.numel) std::memcpy(dst, t.data, t.numel * sizeof(float));
+      dst += t.numel;
+    }
+    return fused;
   }
 
  private:
@@ -177,7 +190,7 @@ std::string layer_prefix(const std::string& base, int layer) {
 void load_llama(TensorReader& w, Model& m, const std::string& dir) {
   const ModelConfig& c = m.config;
   const int64_t D = c.dim, V = c.vocab_size, F = c.ffn_dim;
-  const int64_t Q = c.q_dim(), KV = c.kv_dim(), QKV = c.qkv_dim();
+  const int64_t Q = c.q_dim(), KV = c.kv_dim();
 
   m.token_embedding = w.keep("model.embed_tokens.weight", {V, D});
   for (int l = 0; l < c.n_layers; ++l) {
@@ -186,31 +199,27 @@ void load_llama(TensorReader& w, Model& m, const std::string& dir) {
     L.attn_norm = {w.keep(p + "input_layernorm.weight", {D}), nullptr};
 
     // One GEMM for q, k and v: rows q, then k, then v.
-    float* qkv = m.allocate(static_cast<size_t>(QKV * D));
-    w.copy(p + "self_attn.q_proj.weight", {Q, D}, qkv);
-    w.copy(p + "self_attn.k_proj.weight", {KV, D}, qkv + Q * D);
-    w.copy(p + "self_attn.v_proj.weight", {KV, D}, qkv + (Q + KV) * D);
-    L.qkv = {qkv, nullptr, c.dim, c.qkv_dim(), false};
+    const std::string attn = p + "self_attn.";
+    L.qkv = {w.fuse({{attn + "q_proj.weight", {Q, D}},
+                     {attn + "k_proj.weight", {KV, D}},
+                     {attn + "v_proj.weight", {KV, D}}}),
+             nullptr, c.dim, c.qkv_dim(), false};
     if (c.qkv_bias) {
-      float* bias = m.allocate(static_cast<size_t>(QKV));
-      w.copy(p + "self_attn.q_proj.bias", {Q}, bias);
-      w.copy(p + "self_attn.k_proj.bias", {KV}, bias + Q);
-      w.copy(p + "self_attn.v_proj.bias", {KV}, bias + Q + KV);
-      L.qkv.b = bias;
-    } else if (w.has(p + "self_attn.q_proj.bias")) {
+      L.qkv.b = w.fuse({{attn + "q_proj.bias", {Q}},
+                        {attn + "k_proj.bias", {KV}},
+                        {attn + "v_proj.bias", {KV}}});
+    } else if (w.has(attn + "q_proj.bias")) {
       // Ignoring it would compute a different network without a word.
-      throw Error(dir + ": tensor '" + p +
-                  "self_attn.q_proj.bias' is present but config.json "
+      throw Error(dir + ": tensor '" + attn +
+                  "q_proj.bias' is present but config.json "
                   "does not enable attention biases (attention_bias)");
     }
     L.attn_out = {w.keep(p + "self_attn.o_proj.weight", {D, Q}), nullptr, c.q_dim(), c.dim, false};
 
     L.mlp_norm = {w.keep(p + "post_attention_layernorm.weight", {D}), nullptr};
     // One GEMM for gate and up: rows gate, then up.
-    float* mlp_in = m.allocate(static_cast<size_t>(2 * F * D));
-    w.copy(p + "mlp.gate_proj.weight", {F, D}, mlp_in);
-    w.copy(p + "mlp.up_proj.weight", {F, D}, mlp_in + F * D);
-    L.mlp_in = {mlp_in, nullptr, c.dim, 2 * c.ffn_dim, false};
+    L.mlp_in = {w.fuse({{p + "mlp.gate_proj.weight", {F, D}}, {p + "mlp.up_proj.weight", {F, D}}}),
+                nullptr, c.dim, 2 * c.ffn_dim, false};
     L.mlp_out = {w.keep(p + "mlp.down_proj.weight", {D, F}), nullptr, c.ffn_dim, c.dim, false};
   }
   m.final_norm = {w.keep("model.norm.weight", {D}), nullptr};

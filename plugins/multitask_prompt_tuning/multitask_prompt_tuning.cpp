@@ -10,7 +10,9 @@
 // through ph.host.tensor-files/1): AVERAGE_SOURCE_TASKS (the source's embedding and the
 // mean of its task tables), EXACT_SOURCE_TASK (the source's embedding and the tables of
 // its task prompt_tuning_init_task), ONLY_SOURCE_SHARED (only the source's embedding).
-// The source is read once at creation; loading a saved target never needs it.
+// The source is read once at creation; loading a saved target never needs it, so the
+// exported adapter_config.json names none (init RANDOM, path null), which PEFT can load
+// without the source too.
 #include <prompthost_sdk/sdk.hpp>
 
 #include <set>
@@ -42,8 +44,8 @@ const ph_option kOptions[] = {
     ph::sdk::int_option("prompt_tuning_init_task", "0", 0, 65535,
                         "the source task whose tables EXACT_SOURCE_TASK copies"),
     ph::sdk::string_option("tokenizer_name_or_path", "null",
-                           "kept for PEFT's adapter_config.json; PromptHost uses the model's "
-                           "tokenizer"),
+                           "for PEFT's adapter_config.json, which needs it with TEXT; null: "
+                           "the base model (--model); PromptHost uses the model's tokenizer"),
 };
 
 const ph_method_descriptor kDescriptor = {
@@ -71,8 +73,7 @@ class MultitaskPromptTuning : public ph::sdk::Method {
     tasks_ = config_.at("num_tasks").get<int>();
     ranks_ = config_.at("num_ranks").get<int>();
     init_ = config_.at("prompt_tuning_init").get<std::string>();
-    const bool from_source = init_ == "AVERAGE_SOURCE_TASKS" || init_ == "EXACT_SOURCE_TASK" ||
-                             init_ == "ONLY_SOURCE_SHARED";
+    const bool from_source = from_source_init();
     const auto& path = config_.at("prompt_tuning_init_state_dict_path");
     if (from_source && (!path.is_string() || path.get<std::string>().empty()))
       throw ConfigError("prompt_tuning_init_state_dict_path",
@@ -178,13 +179,17 @@ class MultitaskPromptTuning : public ph::sdk::Method {
     put_tensor(sink, "prompt_embeddings", embedding_->value.dl());
     put_tensor(sink, "prefix_task_cols", cols_->value.dl());
     put_tensor(sink, "prefix_task_rows", rows_->value.dl());
+    // PEFT runs a source initialisation again at every load, inference included: it reads
+    // prompt_tuning_init_state_dict_path (failing on a folder, or once the file has moved)
+    // and raises if that is null. The exported tensors hold every value the source gave,
+    // so PEFT's config names no source: RANDOM, whose values the load overwrites, and no
+    // path. The options as given stay in prompthost_adapter.json.
     put_config(sink, {{"num_virtual_tokens", n_},
                       {"num_tasks", tasks_},
                       {"num_ranks", ranks_},
-                      {"prompt_tuning_init", config_.at("prompt_tuning_init")},
+                      {"prompt_tuning_init", from_source_init() ? "RANDOM" : init_},
                       {"prompt_tuning_init_text", config_.at("prompt_tuning_init_text")},
-                      {"prompt_tuning_init_state_dict_path",
-                       config_.at("prompt_tuning_init_state_dict_path")},
+                      {"prompt_tuning_init_state_dict_path", nullptr},
                       {"prompt_tuning_init_task", config_.at("prompt_tuning_init_task")},
                       {"tokenizer_name_or_path", config_.at("tokenizer_name_or_path")},
                       {"tokenizer_kwargs", nullptr}});
@@ -209,6 +214,11 @@ class MultitaskPromptTuning : public ph::sdk::Method {
   }
 
  private:
+  bool from_source_init() const {
+    return init_ == "AVERAGE_SOURCE_TASKS" || init_ == "EXACT_SOURCE_TASK" ||
+           init_ == "ONLY_SOURCE_SHARED";
+  }
+
   // Each example's task: batch.task_ids, or task 0 for all when there are none.
   std::vector<int64_t> task_ids(const ph::sdk::Batch& batch) const {
     if (batch.size < 0) throw Error(PH_ERR_INVALID_ARGUMENT, "negative batch size");

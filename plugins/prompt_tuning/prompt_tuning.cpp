@@ -26,8 +26,8 @@ const ph_option kOptions[] = {
     ph::sdk::string_option("prompt_tuning_init_text", "null",
                            "text whose token embeddings initialise the prompt (TEXT)"),
     ph::sdk::string_option("tokenizer_name_or_path", "null",
-                           "kept for PEFT's adapter_config.json; PromptHost uses the model's "
-                           "tokenizer"),
+                           "for PEFT's adapter_config.json, which needs it with TEXT; null: "
+                           "the base model (--model); PromptHost uses the model's tokenizer"),
 };
 
 const ph_method_descriptor kDescriptor = {

@@ -61,7 +61,7 @@ GenerateOptions greedy(int n) {
   GenerateOptions o;
   o.max_new_tokens = n;
   o.sampling.temperature = 0;
-  o.eos_id = -1;
+  o.stop_ids = {};
   return o;
 }
 
@@ -159,7 +159,7 @@ TEST_CASE("demo: generated text is made of the fortunes' words") {
       o.sampling.temperature = 0.8f;
       o.sampling.top_p = 0.95f;
       o.seed = seed;
-      o.eos_id = d.hf.config.eos_id;
+      o.stop_ids = stop_ids(d.hf.config, -1);
       const auto ids = generate(d.hf, InjectionCache(), prompt, o);
       const std::string out = d.hf_tokenizer->decode(ids);
       UNSCOPED_INFO(text << " ->" << out);
@@ -341,8 +341,8 @@ TEST_CASE("demo: the context length and the vocabulary are enforced") {
     GenerateOptions o = greedy(40);
     const auto ids = generate(m, InjectionCache(), prompt_of(4), o);
     REQUIRE(ids.size() == 40);
-    o.eos_id = ids[10];
-    const auto first = std::find(ids.begin(), ids.end(), o.eos_id);
+    o.stop_ids = {ids[10]};
+    const auto first = std::find(ids.begin(), ids.end(), ids[10]);
     CHECK(generate(m, InjectionCache(), prompt_of(4), o) ==
           std::vector<int32_t>(ids.begin(), first + 1));
   }

@@ -3,7 +3,9 @@
 // the demo model's two files giving the same network element for element.
 #include <catch.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +17,7 @@
 #include "models/common/error.h"
 #include "models/common/mapped_file.h"
 #include "models/engine/model.h"
+#include "models/generate/generate.h"
 #include "models/loader/hf_folder.h"
 #include "models/loader/llama2c.h"
 #include "models/loader/safetensors.h"
@@ -207,6 +210,111 @@ std::vector<float> write_llama2c(const std::string& path, const std::array<int32
   out.write(reinterpret_cast<const char*>(h.data()), 28);
   out.write(reinterpret_cast<const char*>(floats.data()), count * 4);
   return floats;
+}
+
+// The tensors of a llama2.c model as export.py takes them from the PyTorch model; the
+// writers below lay them out as its legacy_export, version1_export and version2_export do.
+struct Llama2cTensors {
+  std::array<int32_t, 7> params;  // dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab, seq_len
+  bool shared = true;             // the classifier is the embedding
+  std::vector<float> emb, rms_att, rms_ffn, rms_final, wq, wk, wv, wo, w1, w2, w3, wcls;
+
+  // The matrices, in export.py's order for version 1 and 2 (each one per-layer block).
+  std::vector<std::vector<float>*> matrices() {
+    std::vector<std::vector<float>*> m = {&emb, &wq, &wk, &wv, &wo, &w1, &w2, &w3};
+    if (!shared) m.push_back(&wcls);
+    return m;
+  }
+};
+
+// Random tensors of the given geometry (values in [-1, 1), no group all zero).
+Llama2cTensors random_llama2c(const std::array<int32_t, 7>& p, bool shared, uint64_t seed) {
+  const size_t D = p[0], F = p[1], L = p[2], KV = size_t(p[4]) * (p[0] / p[3]), V = p[5];
+  uint64_t state = seed;
+  auto fill = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      x = static_cast<float>(static_cast<double>(state >> 11) / 4503599627370496.0) - 1.0f;
+    }
+    return v;
+  };
+  Llama2cTensors t;
+  t.params = p;
+  t.shared = shared;
+  t.emb = fill(V * D), t.rms_att = fill(L * D), t.rms_ffn = fill(L * D), t.rms_final = fill(D);
+  t.wq = fill(L * D * D), t.wk = fill(L * KV * D), t.wv = fill(L * KV * D);
+  t.wo = fill(L * D * D), t.w1 = fill(L * F * D), t.w2 = fill(L * D * F), t.w3 = fill(L * F * D);
+  if (!shared) t.wcls = fill(V * D);
+  return t;
+}
+
+void put(std::ofstream& out, const std::vector<float>& v) {
+  out.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
+}
+
+void write_legacy(const std::string& path, const Llama2cTensors& t) {
+  std::array<int32_t, 7> header = t.params;
+  if (!t.shared) header[5] = -header[5];
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(header.data()), 28);
+  const size_t freq = size_t(t.params[6]) * (t.params[0] / t.params[3] / 2);
+  for (const auto* v : {&t.emb, &t.rms_att, &t.wq, &t.wk, &t.wv, &t.wo, &t.rms_ffn, &t.w1, &t.w2,
+                        &t.w3, &t.rms_final})
+    put(out, *v);
+  put(out, std::vector<float>(2 * freq, 0.5f));  // freq_cis_real, freq_cis_imag
+  if (!t.shared) put(out, t.wcls);
+}
+
+// The 256-byte header of versions 1 and 2 (group_size only in version 2).
+void write_versioned_header(std::ofstream& out, const Llama2cTensors& t, int32_t version,
+                            int32_t group_size) {
+  std::string header(256, '\0');
+  const uint32_t magic = 0x616b3432;
+  std::memcpy(&header[0], &magic, 4);
+  std::memcpy(&header[4], &version, 4);
+  std::memcpy(&header[8], t.params.data(), 28);
+  header[36] = t.shared ? 1 : 0;
+  if (version == 2) std::memcpy(&header[37], &group_size, 4);
+  out.write(header.data(), 256);
+}
+
+void write_v1(const std::string& path, Llama2cTensors t) {
+  std::ofstream out(path, std::ios::binary);
+  write_versioned_header(out, t, 1, 0);
+  for (const auto* v : {&t.rms_att, &t.rms_ffn, &t.rms_final}) put(out, *v);
+  for (const auto* v : t.matrices()) put(out, *v);
+}
+
+// Q8_0 as export.py quantises: per group of group_size values, scale = max |w| / 127 and
+// q = round(w / scale), each layer's matrix on its own. Writes the file and returns the
+// tensors with the values it holds, q * scale.
+Llama2cTensors write_v2(const std::string& path, Llama2cTensors t, int32_t group_size) {
+  std::ofstream out(path, std::ios::binary);
+  write_versioned_header(out, t, 2, group_size);
+  for (const auto* v : {&t.rms_att, &t.rms_ffn, &t.rms_final}) put(out, *v);
+  const size_t L = t.params[2];
+  for (std::vector<float>* m : t.matrices()) {
+    const size_t items = m == &t.emb || m == &t.wcls ? 1 : L, numel = m->size() / items;
+    for (size_t i = 0; i < items; ++i) {
+      float* w = m->data() + i * numel;
+      std::vector<int8_t> q(numel);
+      std::vector<float> scales(numel / group_size);
+      for (size_t g = 0; g < scales.size(); ++g) {
+        float wmax = 0;
+        for (size_t j = g * group_size; j < (g + 1) * group_size; ++j)
+          wmax = std::max(wmax, std::fabs(w[j]));
+        scales[g] = wmax / 127.0f;
+        for (size_t j = g * group_size; j < (g + 1) * group_size; ++j) {
+          q[j] = static_cast<int8_t>(std::nearbyint(w[j] / scales[g]));
+          w[j] = q[j] * scales[g];
+        }
+      }
+      out.write(reinterpret_cast<const char*>(q.data()), static_cast<std::streamsize>(numel));
+      put(out, scales);
+    }
+  }
+  return t;
 }
 
 void copy_prefix(const std::string& from, const std::string& to, size_t bytes) {
@@ -580,10 +688,11 @@ TEST_CASE("loading: llama2.c headers and sizes are checked", "[loading]") {
   REQUIRE_THROWS_WITH(ph::load_model(bad),
                       Contains("n_heads (4) is not divisible by n_kv_heads (3)"));
 
-  // Products that overflow 64 bits must be caught, not wrapped around.
+  // Sizes whose products would overflow 64 bits are beyond the limits, refused first.
   std::array<int32_t, 7> huge = {65536, 1 << 30, 1 << 30, 1, 1, 5, 4};
   std::ofstream(bad, std::ios::binary).write(reinterpret_cast<const char*>(huge.data()), 28);
-  REQUIRE_THROWS_WITH(ph::load_model(bad), Contains(bad) && Contains("impossible size"));
+  REQUIRE_THROWS_WITH(ph::load_model(bad),
+                      Contains(bad) && Contains("n_layers (1073741824) exceeds 1024"));
 }
 
 TEST_CASE("loading: the demo's llama2.c and Hugging Face files are the same network",
@@ -598,4 +707,89 @@ TEST_CASE("loading: the demo's llama2.c and Hugging Face files are the same netw
   CHECK(from_bin.head.w == from_bin.token_embedding);
   CHECK(from_bin.config.max_positions == 256);
   require_same_weights(from_bin, from_hf);
+}
+
+TEST_CASE("loading: llama2.c export versions 1 and 2 load as the legacy file does", "[loading]") {
+  const std::string dir = ph::test::temp_dir("loading_llama2c_versions");
+  // dim 16, hidden 24, 2 layers, 2 heads (of 8), 1 key/value head, vocabulary 5, context 4
+  const std::array<int32_t, 7> geometry = {16, 24, 2, 2, 1, 5, 4};
+  for (const bool shared : {true, false}) {
+    INFO("shared classifier: " << shared);
+    const Llama2cTensors t = random_llama2c(geometry, shared, 7);
+    write_legacy(dir + "/v0.bin", t);
+    write_v1(dir + "/v1.bin", t);
+    const ph::Model legacy = ph::load_model(dir + "/v0.bin");
+    REQUIRE(legacy.config.tied_head == shared);
+    require_same_weights(ph::load_model(dir + "/v1.bin"), legacy);
+
+    // version 2 holds q * scale: the float32 files of those values load to the same model
+    const Llama2cTensors q = write_v2(dir + "/v2.bin", t, 8);
+    CHECK(q.w1 != t.w1);  // quantisation changed the values
+    write_legacy(dir + "/v2-as-v0.bin", q);
+    require_same_weights(ph::load_model(dir + "/v2.bin"), ph::load_model(dir + "/v2-as-v0.bin"));
+  }
+}
+
+TEST_CASE("loading: the real stories260K in version 1 is the legacy file's network", "[loading]") {
+  const std::string dir = ph::test::fixtures_dir() + "/llama2c";
+  const ph::Model legacy = ph::load_model(dir + "/stories260K.bin");
+  const ph::Model v1 = ph::load_model(dir + "/stories260K_v1.bin");
+  CHECK(v1.config.dim == 64);
+  CHECK(v1.config.n_layers == 5);
+  CHECK(v1.config.n_kv_heads == 4);
+  CHECK(v1.config.vocab_size == 512);
+  CHECK(v1.config.max_positions == 512);
+  CHECK(v1.config.tied_head);
+  require_same_weights(v1, legacy);
+  ph::GenerateOptions greedy;
+  greedy.max_new_tokens = 40;
+  greedy.sampling.temperature = 0;
+  CHECK(ph::generate(v1, ph::InjectionCache(), {1}, greedy) ==
+        ph::generate(legacy, ph::InjectionCache(), {1}, greedy));
+}
+
+TEST_CASE("loading: llama2.c versioned headers are checked, each error naming the file",
+          "[loading]") {
+  const std::string dir = ph::test::temp_dir("loading_llama2c_versions_bad");
+  const Llama2cTensors t = random_llama2c({16, 24, 2, 2, 1, 5, 4}, true, 3);
+  const std::string good = dir + "/v1.bin", bad = dir + "/bad.bin";
+  write_v1(good, t);
+  auto patch = [&](size_t offset, const void* bytes, size_t n) {
+    std::fstream f(bad, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.write(static_cast<const char*>(bytes), static_cast<std::streamsize>(n));
+  };
+  auto patched = [&](size_t offset, const void* bytes, size_t n) {
+    fs::copy_file(good, bad, fs::copy_options::overwrite_existing);
+    patch(offset, bytes, n);
+  };
+  const int32_t three = 3;
+  patched(4, &three, 4);
+  CHECK_THAT(ph::test::error_of([&] { ph::load_model(bad); }),
+             Contains(bad) && Contains("llama2.c checkpoint version 3 is not supported") &&
+                 Contains("versions 0 (legacy), 1 (float32) and 2 (int8 Q8_0)"));
+  const uint8_t flag = 2;
+  patched(36, &flag, 1);
+  CHECK_THAT(ph::test::error_of([&] { ph::load_model(bad); }),
+             Contains(bad) && Contains("shared_classifier = 2"));
+  const int32_t negative_vocab = -5;  // only version 0 marks a classifier by the sign
+  patched(8 + 5 * 4, &negative_vocab, 4);
+  CHECK_THAT(ph::test::error_of([&] { ph::load_model(bad); }), Contains("vocab_size = -5"));
+  copy_prefix(good, bad, 200);
+  CHECK_THAT(ph::test::error_of([&] { ph::load_model(bad); }),
+             Contains(bad) && Contains("truncated") && Contains("256"));
+  copy_prefix(good, bad, fs::file_size(good) - 4);
+  CHECK_THAT(
+      ph::test::error_of([&] { ph::load_model(bad); }),
+      Contains("version 1, dim 16") && Contains("implies " + std::to_string(fs::file_size(good))));
+
+  write_v2(bad, t, 16);
+  REQUIRE_NOTHROW(ph::load_model(bad));
+  const int32_t odd_group = 7;  // the embedding's 5 * 16 values are not groups of 7
+  patch(37, &odd_group, 4);
+  CHECK_THAT(ph::test::error_of([&] { ph::load_model(bad); }),
+             Contains(bad) && Contains("not a multiple of group_size 7"));
+  const int32_t group_zero = 0;
+  patch(37, &group_zero, 4);
+  CHECK_THAT(ph::test::error_of([&] { ph::load_model(bad); }), Contains("group_size = 0"));
 }
