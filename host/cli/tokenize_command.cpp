@@ -183,16 +183,16 @@ int run(const Settings& s) {
   const std::vector<int32_t> given_ids = s.decode ? parse_ids(input) : std::vector<int32_t>();
   const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(tokenizer_path(s.model, s.tokenizer));
 
+  std::string out;
   if (s.decode) {
     const std::string text = tokenizer->decode(given_ids);
-    const std::string out = s.json ? json_line(*tokenizer, given_ids, &text) : text;
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    out = s.json ? json_line(*tokenizer, given_ids, &text) : text;
   } else {
     const std::vector<int32_t> ids = tokenizer->encode(input);
-    const std::string out = s.json ? json_line(*tokenizer, ids, nullptr) : join_ids(ids);
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    out = s.json ? json_line(*tokenizer, ids, nullptr) : join_ids(ids);
   }
-  std::fputc('\n', stdout);
+  out += '\n';
+  std::fwrite(out.data(), 1, out.size(), stdout);
   return kExitOk;
 }
 
