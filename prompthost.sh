@@ -20,7 +20,7 @@ jobs="${PROMPTHOST_JOBS:-$(nproc)}"
 packages=(g++ cmake ninja-build pkg-config git
   libxtensor-dev libxtensor-blas-dev libopenblas-dev
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
-  nlohmann-json3-dev libsentencepiece-dev libpcre2-dev libdlpack-dev catch2)
+  nlohmann-json3-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev libdlpack-dev catch2)
 
 # What the sanitizer and fuzz build adds (clang with its sanitizer and libFuzzer runtimes).
 hardening_packages=(clang libclang-rt-14-dev)

@@ -18,6 +18,8 @@ const ph::cli::Command kCommands[] = {
      ph::cli::plugins_command},
     {"bench", "time training steps or decoding against the PyTorch baseline's workloads",
      ph::cli::bench_command},
+    {"tokenize", "show the token ids of a text, or the text of ids (--decode)",
+     ph::cli::tokenize_command},
 };
 
 void print_usage(FILE* out) {

@@ -21,5 +21,6 @@ int generate_command(int argc, char** argv);
 int inspect_command(int argc, char** argv);
 int plugins_command(int argc, char** argv);
 int bench_command(int argc, char** argv);
+int tokenize_command(int argc, char** argv);
 
 }  // namespace ph::cli

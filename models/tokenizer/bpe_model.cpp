@@ -94,9 +94,13 @@ BpeModel::BpeModel(const json& model, const std::string& file) {
     const bool strip_prefix =
         prefix_length > 0 && right.compare(0, prefix_length, continuing_subword_prefix_) == 0;
     const std::string merged = left + (strip_prefix ? right.substr(prefix_length) : right);
+    // One statement each, so that a merge with several unknown tokens names the same one
+    // (left, then right, then result) whatever order a compiler evaluates arguments in.
+    const int32_t left_id = id_of(left, rank, "left part");
+    const int32_t right_id = id_of(right, rank, "right part");
+    const int32_t merged_id = id_of(merged, rank, "result");
     // A pair listed twice keeps its last rank, as in Hugging Face's merge map.
-    merges_[pair_key(id_of(left, rank, "left part"), id_of(right, rank, "right part"))] = {
-        static_cast<int32_t>(rank), id_of(merged, rank, "result")};
+    merges_[pair_key(left_id, right_id)] = {static_cast<int32_t>(rank), merged_id};
   }
 }
 

@@ -49,6 +49,10 @@ class HfBpeTokenizer final : public Tokenizer {
 
   std::vector<int32_t> encode(std::string_view text) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
+  std::string piece(int32_t id) const override {
+    check_id(id);
+    return id_to_token_[id];
+  }
   int vocab_size() const override { return static_cast<int>(id_to_token_.size()); }
   int bos_id() const override { return bos_id_; }
   int eos_id() const override { return eos_id_; }
@@ -62,6 +66,12 @@ class HfBpeTokenizer final : public Tokenizer {
   std::vector<Segment> split_on_added_tokens(std::string_view text) const;
   void encode_stretch(std::string_view text, bool at_text_start, std::vector<int32_t>& ids) const;
   void read_special_ids();
+  // Throws unless `id` is a token of the file (ids can have gaps).
+  void check_id(int32_t id) const {
+    if (id < 0 || id >= vocab_size() || id_kind_[id] == IdKind::kUnused) {
+      throw unknown_id_error(path_, id, vocab_size());
+    }
+  }
   int32_t token_id(const std::string& token) const;
 
   std::string path_;
@@ -99,7 +109,9 @@ HfBpeTokenizer::HfBpeTokenizer(const json& spec, const std::string& path) : path
                      token.value("rstrip", false)};
     if (added.id < 0) throw Error(path + ": added token '" + added.content + "' has a negative id");
     // Matched on the raw text whether or not "normalized" is set: the normalizers of
-    // the supported families do not change the text of their special tokens.
+    // the supported families do not change the text of their special tokens. (Hugging
+    // Face matches a "normalized" token in the normalized text too, so that under NFKC
+    // the full-width "＜|endoftext|＞" is that token; here it is text.)
     if (!added.content.empty()) added_.push_back(std::move(added));
   }
   for (size_t i = 0; i < added_.size(); ++i) {
@@ -258,10 +270,7 @@ std::string HfBpeTokenizer::decode(const std::vector<int32_t>& ids) const {
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (const int32_t id : ids) {
-    if (id < 0 || id >= vocab_size() || id_kind_[id] == IdKind::kUnused) {
-      throw Error(path_ + ": cannot decode token id " + std::to_string(id) +
-                  ", which is not in the vocabulary of " + std::to_string(vocab_size()));
-    }
+    check_id(id);
     if (id_kind_[id] != IdKind::kSpecial) tokens.push_back(id_to_token_[id]);
   }
   if (decoder_) decoder_->decode(tokens);

@@ -10,6 +10,7 @@
 #include "models/tokenizer/byte_level.h"
 #include "models/tokenizer/regex.h"
 #include "models/tokenizer/text_util.h"
+#include "models/tokenizer/unicode_normalization.h"
 
 namespace ph::tok {
 namespace {
@@ -146,6 +147,16 @@ class StripNormalizer : public Normalizer {
 
  private:
   bool left_, right_;
+};
+
+// NFC, NFD, NFKC or NFKD (Qwen2 and Qwen3: NFC).
+class UnicodeNormalizer : public Normalizer {
+ public:
+  explicit UnicodeNormalizer(UnicodeForm form) : form_(form) {}
+  void normalize(std::string& text) const override { text = normalize_unicode(text, form_); }
+
+ private:
+  UnicodeForm form_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -513,7 +524,11 @@ std::unique_ptr<Normalizer> make_normalizer(const json& spec, const std::string&
     return std::make_unique<StripNormalizer>(spec.value("strip_left", true),
                                              spec.value("strip_right", true));
   }
-  unsupported(file, "normalizer", type, "Sequence, Prepend, Replace, Strip");
+  if (type == "NFC") return std::make_unique<UnicodeNormalizer>(UnicodeForm::kNFC);
+  if (type == "NFD") return std::make_unique<UnicodeNormalizer>(UnicodeForm::kNFD);
+  if (type == "NFKC") return std::make_unique<UnicodeNormalizer>(UnicodeForm::kNFKC);
+  if (type == "NFKD") return std::make_unique<UnicodeNormalizer>(UnicodeForm::kNFKD);
+  unsupported(file, "normalizer", type, "Sequence, Prepend, Replace, Strip, NFC, NFD, NFKC, NFKD");
 }
 
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& spec, const std::string& file) {

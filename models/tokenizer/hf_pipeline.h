@@ -1,7 +1,7 @@
 // The text stages around a Hugging Face tokenizer.json model, as its "normalizer",
 // "pre_tokenizer" and "decoder" fields describe them. Only the component types that
-// BPE tokenizers of GPT-2, SmolLM2, Llama and their kin use are supported; any other
-// type is refused by name rather than silently skipped, since skipping would give
+// BPE tokenizers of GPT-2, SmolLM2, Llama, Qwen and their kin use are supported; any
+// other type is refused by name rather than silently skipped, since skipping would give
 // wrong ids without a sign.
 #pragma once
 

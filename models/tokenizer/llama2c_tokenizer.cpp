@@ -41,6 +41,10 @@ class Llama2cTokenizer final : public Tokenizer {
 
   std::vector<int32_t> encode(std::string_view text) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
+  std::string piece(int32_t id) const override {
+    check_token_id(path_, id, vocab_size());
+    return pieces_[id];
+  }
   int vocab_size() const override { return static_cast<int>(pieces_.size()); }
   int bos_id() const override { return kBosId; }
   int eos_id() const override { return kEosId; }
@@ -158,10 +162,7 @@ std::string Llama2cTokenizer::decode(const std::vector<int32_t>& ids) const {
   // encode() puts the dummy prefix there without a BOS.
   bool after_bos = true;
   for (const int32_t id : ids) {
-    if (id < 0 || id >= vocab_size()) {
-      throw Error(path_ + ": cannot decode token id " + std::to_string(id) +
-                  ", which is not in the vocabulary of " + std::to_string(vocab_size()));
-    }
+    check_token_id(path_, id, vocab_size());
     if (id < kFirstByteId) {  // <unk>, BOS and EOS produce no text
       after_bos = id == kBosId;
       continue;

@@ -6,6 +6,7 @@
 #include <sentencepiece_processor.h>
 
 #include "models/common/error.h"
+#include "models/tokenizer/text_util.h"
 #include "models/tokenizer/tokenizer_formats.h"
 
 namespace ph::tok {
@@ -29,16 +30,18 @@ class SentencePieceTokenizer final : public Tokenizer {
 
   std::string decode(const std::vector<int32_t>& ids) const override {
     for (const int32_t id : ids) {
-      if (id < 0 || id >= vocab_size()) {
-        throw Error(path_ + ": cannot decode token id " + std::to_string(id) +
-                    ", which is not in the vocabulary of " + std::to_string(vocab_size()));
-      }
+      check_token_id(path_, id, vocab_size());
     }
     // Control pieces (BOS, EOS) decode to nothing in SentencePiece already.
     std::string text;
     const auto status = processor_.Decode(std::vector<int>(ids.begin(), ids.end()), &text);
     if (!status.ok()) throw Error(path_ + ": SentencePiece decoding failed: " + status.ToString());
     return text;
+  }
+
+  std::string piece(int32_t id) const override {
+    check_token_id(path_, id, vocab_size());
+    return processor_.IdToPiece(id);
   }
 
   int vocab_size() const override { return processor_.GetPieceSize(); }

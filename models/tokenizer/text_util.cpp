@@ -81,6 +81,15 @@ std::optional<uint8_t> parse_byte_piece(std::string_view piece) {
   return static_cast<uint8_t>(value);
 }
 
+Error unknown_id_error(const std::string& path, int64_t id, int vocab_size) {
+  return Error(path + ": cannot decode token id " + std::to_string(id) +
+               ", which is not in the vocabulary of " + std::to_string(vocab_size));
+}
+
+void check_token_id(const std::string& path, int64_t id, int vocab_size) {
+  if (id < 0 || id >= vocab_size) throw unknown_id_error(path, id, vocab_size);
+}
+
 std::string read_file(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {

