@@ -14,7 +14,7 @@ jobs="${PROMPTHOST_JOBS:-$(nproc)}"
 packages=(g++ cmake ninja-build pkg-config git
   libxtensor-dev libxtensor-blas-dev libopenblas-dev
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
-  nlohmann-json3-dev libsentencepiece-dev libpcre2-dev libdlpack-dev catch2)
+  nlohmann-json3-dev libsentencepiece-dev libpcre2-dev libdlpack-dev catch2 libssl-dev)
 
 install_missing() {
   local missing=()
@@ -57,7 +57,7 @@ case "${1:-}" in
     build_all
     shift
     echo "prompthost: training prefix tuning on the bundled demo model's topic task (models/demo)"
-    "$build/host/prompthost" train --plugin prefix_tuning --output "$here/runs/demo-prefix_tuning" "$@"
+    "$build/host/prompthost" train --plugin prefix_tuning --output "$here/runs/demo-prefix_tuning" --overwrite "$@"
     ;;
   *)
     sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
