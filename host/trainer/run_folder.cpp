@@ -39,8 +39,7 @@ void prepare_output_folder(const std::string& dir, bool overwrite) {
     throw Error(dir + ": the output folder holds another run (" + held +
                 "); give --overwrite to replace it, --resume " + dir +
                 " to continue it, or another --output");
-  if (!held.empty()) remove_checkpoint(dir);
-  recover_run_folder(dir);  // what a crashed save left
+  if (held.empty()) recover_run_folder(dir);  // what a crashed first save left
   check_writable(dir);
 }
 

@@ -247,6 +247,10 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
                      " training examples were cut to " + std::to_string(enc.max_length) +
                      " tokens");
 
+  // Ready to train: the run this one overwrites goes now, so that a kill from here on
+  // leaves this run's checkpoint or none, never the old one to resume by mistake.
+  if (start.state_file.empty() && cfg.overwrite) remove_checkpoint(cfg.output_dir);
+
   EvalOptions eval_options;
   eval_options.parts = parts;
   eval_options.encode = enc;

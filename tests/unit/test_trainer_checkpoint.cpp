@@ -160,6 +160,14 @@ void check_same_run(const std::string& dir, const std::string& reference) {
   CHECK(step_losses(dir).size() == 6);
 }
 
+// small_run stopped at step 3 in `dir` (its data file beside it).
+TrainConfig stopped_run(const std::string& dir) {
+  TrainConfig first = small_run(dir);
+  first.stop_after = 3;
+  train(first);
+  return first;
+}
+
 // Changes the current folder for a scope.
 struct InFolder {
   fs::path before = fs::current_path();
@@ -200,9 +208,7 @@ TEST_CASE(
 
 TEST_CASE("a folder whose files come from different saves is refused by --resume", "[checkpoint]") {
   const std::string root = test::temp_dir("checkpoint_mixed");
-  TrainConfig first = small_run(root + "/split");
-  first.stop_after = 3;
-  train(first);
+  stopped_run(root + "/split");
   train(small_run(root + "/whole"));
   // What a kill between training_state.safetensors and trainer_state.json left before:
   // the parameters of step 6 beside the loop state of step 3.
@@ -219,9 +225,7 @@ TEST_CASE(
     "[checkpoint]") {
   const std::string root = test::temp_dir("checkpoint_leftovers");
   const std::string run = root + "/split";
-  TrainConfig first = small_run(run);
-  first.stop_after = 3;
-  train(first);
+  stopped_run(run);
   fs::create_directories(run + "/.checkpoint.tmp-AbC123");
   test::write_bytes(run + "/.checkpoint.tmp-AbC123/" + kTrainingStateFile, "half");
   test::write_bytes(run + "/" + kTrainerStateFile + ".tmp", "half");
@@ -295,8 +299,14 @@ TEST_CASE(
   CHECK_THAT(refused.err, Contains("--overwrite"));
   CHECK(read_bytes(in(run, kTrainingStateFile)) == state);
 
-  // --overwrite replaces it: first removing the old run, so that a kill during the new
-  // one never leaves a mix of the two for --resume to continue.
+  // --overwrite with a mistake in the new run's settings loses nothing.
+  const Exit mistaken = run_prompthost(with(
+      small_run_args(run, data, "8"), {"--overwrite", "--eval-data", root + "/no-such.jsonl"}));
+  CHECK(mistaken.code == 1);
+  CHECK(read_bytes(in(run, kTrainingStateFile)) == state);
+
+  // --overwrite replaces it: removing the old run when the new one starts training, so
+  // that a kill during the new one never leaves the old run for --resume to continue.
   const Exit killed =
       run_prompthost(with(small_run_args(run, data, "8"), {"--overwrite"}),
                      "PROMPTHOST_FAULT_AFTER_FILE=" + std::string(kTrainingStateFile));
@@ -334,10 +344,7 @@ TEST_CASE("--resume refuses data that changed, and takes moved data given again"
   const std::string root = test::temp_dir("checkpoint_data");
   train(small_run(root + "/whole"));
   const std::string run = root + "/split";
-  TrainConfig first = small_run(run);
-  first.stop_after = 3;
-  train(first);
-  const std::string data = first.data, original = read_bytes(data);
+  const std::string data = stopped_run(run).data, original = read_bytes(data);
 
   test::write_bytes(data, original + "{\"text\": \"one more line\"}\n");
   std::string message = test::error_message([&] { train(resume_config(), run); });
@@ -360,9 +367,7 @@ TEST_CASE("a trainer_state.json of an older PromptHost (no manifest, no inputs) 
   const std::string root = test::temp_dir("checkpoint_old_state");
   train(small_run(root + "/whole"));
   const std::string run = root + "/split";
-  TrainConfig first = small_run(run);
-  first.stop_after = 3;
-  train(first);
+  stopped_run(run);
   nlohmann::json state = read_json(in(run, kTrainerStateFile));
   state.erase("checkpoint");
   state.erase("inputs");

@@ -31,6 +31,13 @@ std::string error_after_edit(const std::string& path, const std::function<void(j
   return message;
 }
 
+// The message names the file and says what is wrong with which field.
+void check_names(const std::string& path, const std::string& message, const std::string& field) {
+  INFO(message);
+  CHECK_THAT(message, Contains(path));
+  CHECK_THAT(message, Contains(field));
+}
+
 }  // namespace
 
 TEST_CASE("errors in trainer_state.json name the file and the field", "[trainer_files]") {
@@ -45,28 +52,35 @@ TEST_CASE("errors in trainer_state.json name the file and the field", "[trainer_
   auto error_of = [&](const std::function<void(json&)>& edit) {
     return error_after_edit(path, edit, [&] { train(resume, run); });
   };
-  auto names = [&](const std::string& message, const std::string& field) {
-    INFO(message);
-    CHECK_THAT(message, Contains(path));
-    CHECK_THAT(message, Contains(field));
-  };
-  names(error_of([](json& j) { j["loop"]["step"] = "three"; }), "\"loop.step\" must be an integer");
-  names(error_of([](json& j) { j["config"].erase("lr"); }), "missing field \"config.lr\"");
-  names(error_of([](json& j) { j["config"]["seed"] = -1; }), "\"config.seed\"");
-  names(error_of([](json& j) { j["config"]["batch_size"] = 1e12; }), "\"config.batch_size\"");
-  names(error_of([](json& j) { j["config"]["batch_size"] = 0; }), "--batch-size must be >= 1");
-  names(error_of([](json& j) { j["config"]["plugin_paths"] = {1}; }), "\"config.plugin_paths.0\"");
-  names(error_of([](json& j) { j["config"] = "settings"; }), "\"config\" must be an object");
-  names(error_of([](json& j) { j["loop"]["batch_index"] = -5; }), "\"loop.batch_index\"");
-  names(error_of([](json& j) { j["loop"]["step"] = 99; }), "\"loop.step\" = 99 is out of range");
-  names(error_of([](json& j) { j["loop"]["metrics"][0].erase("step"); }),
-        "missing field \"loop.metrics.0.step\"");
-  names(error_of([](json& j) { j["loop"]["metrics"][1]["loss"] = "low"; }),
-        "\"loop.metrics.1.loss\" must be a number");
-  names(error_of([](json& j) { j["task_names"] = {1, 2}; }), "\"task_names.0\" must be a string");
-  names(error_of([](json& j) { j.erase("options"); }), "missing field \"options\"");
-  names(error_of([](json& j) { j["options"]["num_virtual_tokens"] = 0; }), "num_virtual_tokens");
-  names(error_of([](json& j) { j = json::array(); }), "must be an object");
+  check_names(path, error_of([](json& j) { j["loop"]["step"] = "three"; }),
+              "\"loop.step\" must be an integer");
+  check_names(path, error_of([](json& j) { j["config"].erase("lr"); }),
+              "missing field \"config.lr\"");
+  check_names(path, error_of([](json& j) { j["config"]["seed"] = -1; }), "\"config.seed\"");
+  check_names(path, error_of([](json& j) { j["config"]["batch_size"] = 1e12; }),
+              "\"config.batch_size\"");
+  check_names(path, error_of([](json& j) { j["config"]["batch_size"] = 0; }),
+              "--batch-size must be >= 1");
+  check_names(path, error_of([](json& j) { j["config"]["plugin_paths"] = {1}; }),
+              "\"config.plugin_paths.0\"");
+  check_names(path, error_of([](json& j) { j["config"] = "settings"; }),
+              "\"config\" must be an object");
+  check_names(path, error_of([](json& j) { j["loop"]["batch_index"] = -5; }),
+              "\"loop.batch_index\"");
+  check_names(path, error_of([](json& j) { j["loop"]["step"] = 99; }),
+              "\"loop.step\" = 99 is out of range");
+  check_names(path, error_of([](json& j) { j["loop"]["metrics"][0].erase("step"); }),
+              "missing field \"loop.metrics.0.step\"");
+  check_names(path, error_of([](json& j) { j["loop"]["metrics"][1]["loss"] = "low"; }),
+              "\"loop.metrics.1.loss\" must be a number");
+  check_names(path, error_of([](json& j) {
+                j["task_names"] = {1, 2};
+              }),
+              "\"task_names.0\" must be a string");
+  check_names(path, error_of([](json& j) { j.erase("options"); }), "missing field \"options\"");
+  check_names(path, error_of([](json& j) { j["options"]["num_virtual_tokens"] = 0; }),
+              "num_virtual_tokens");
+  check_names(path, error_of([](json& j) { j = json::array(); }), "must be an object");
 }
 
 TEST_CASE("errors in prompthost_adapter.json name the file and the field", "[trainer_files]") {
@@ -78,16 +92,15 @@ TEST_CASE("errors in prompthost_adapter.json name the file and the field", "[tra
   auto error_of = [&](const std::function<void(json&)>& edit) {
     return error_after_edit(path, edit, [&] { read_adapter_info(run); });
   };
-  auto names = [&](const std::string& message, const std::string& field) {
-    INFO(message);
-    CHECK_THAT(message, Contains(path));
-    CHECK_THAT(message, Contains(field));
-  };
-  names(error_of([](json& j) { j["plugin"] = 5; }), "\"plugin\" must be a string");
-  names(error_of([](json& j) { j["options"] = json::array(); }), "\"options\" must be an object");
-  names(error_of([](json& j) { j["task_names"] = {"a", 1}; }), "\"task_names.1\" must be a string");
-  names(error_of([](json& j) { j["model"] = "llama"; }), "\"model\" must be an object");
-  names(error_of([](json& j) { j = json::array(); }), "must be a JSON object");
+  check_names(path, error_of([](json& j) { j["plugin"] = 5; }), "\"plugin\" must be a string");
+  check_names(path, error_of([](json& j) { j["options"] = json::array(); }),
+              "\"options\" must be an object");
+  check_names(path, error_of([](json& j) {
+                j["task_names"] = {"a", 1};
+              }),
+              "\"task_names.1\" must be a string");
+  check_names(path, error_of([](json& j) { j["model"] = "llama"; }), "\"model\" must be an object");
+  check_names(path, error_of([](json& j) { j = json::array(); }), "must be a JSON object");
   // and the file as written reads back
   const AdapterInfo info = read_adapter_info(run);
   CHECK(info.plugin == "prompt_tuning");
