@@ -1,5 +1,7 @@
 // `prompthost generate`: continue a prompt with a frozen model, streaming the text.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -115,7 +117,7 @@ std::string read_prompt_file(const std::string& path) {
   if (path != "-") {
     if (fs::is_directory(path)) throw Error(path + ": --prompt-file is a folder, not a file");
     file.open(path, std::ios::binary);
-    if (!file) throw Error(path + ": cannot open the --prompt-file");
+    if (!file) throw Error(path + ": cannot open the --prompt-file (" + std::strerror(errno) + ")");
     in = &file;
   }
   std::string text;

@@ -208,11 +208,8 @@ int train_command(int argc, char** argv) {
     }
     const trainer::TrainSummary summary = trainer::train(c, resume);
     if (summary.already_finished)
-      std::printf(
-          "%s: the run already finished at step %d of %d; nothing to resume (its adapter "
-          "is in %s)\n",
-          summary.output_dir.c_str(), summary.steps, summary.total_steps,
-          summary.output_dir.c_str());
+      std::printf("%s: the run already finished at step %d of %d; nothing to resume\n",
+                  summary.output_dir.c_str(), summary.steps, summary.total_steps);
     else
       print_report(summary);
     return kExitOk;

@@ -85,6 +85,8 @@ const std::vector<std::string>& checkpoint_files() {
 }
 
 CheckpointWriter::CheckpointWriter(const std::string& run_dir) : run_dir_(run_dir) {
+  std::error_code ignored;  // (re)made if it went away during the run; mkdtemp then says why
+  fs::create_directories(run_dir, ignored);
   std::string templ = (fs::path(run_dir) / kStagingPrefix).string() + "XXXXXX";
   if (!::mkdtemp(templ.data()))
     throw Error(run_dir + ": cannot create a folder for the checkpoint (" + std::strerror(errno) +

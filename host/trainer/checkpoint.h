@@ -31,7 +31,7 @@ const std::vector<std::string>& checkpoint_files();
 
 class CheckpointWriter {
  public:
-  // Creates the staging folder inside run_dir (which must exist).
+  // Creates the staging folder inside run_dir (and run_dir, if it went away).
   explicit CheckpointWriter(const std::string& run_dir);
   // Removes the staging folder unless the checkpoint was committed (an error while saving
   // leaves no temporary files behind).

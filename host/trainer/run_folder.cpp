@@ -26,7 +26,7 @@ void check_writable(const std::string& dir) {
     CheckpointWriter probe(dir);
     write_file_atomic((fs::path(probe.dir()) / "probe").string(), "probe\n");
   } catch (const Error& e) {
-    throw Error(dir + ": the output folder cannot be written: " + e.what());
+    throw Error(std::string("the output folder cannot be written: ") + e.what());
   }
 }
 
