@@ -20,7 +20,7 @@ jobs="${PROMPTHOST_JOBS:-$(nproc)}"
 packages=(g++ cmake ninja-build pkg-config git
   libxtensor-dev libxtensor-blas-dev libopenblas-dev
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
-  nlohmann-json3-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev libdlpack-dev catch2)
+  nlohmann-json3-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev libdlpack-dev catch2 libssl-dev)
 
 # What the sanitizer and fuzz build adds (clang with its sanitizer and libFuzzer runtimes).
 hardening_packages=(clang libclang-rt-14-dev)
@@ -91,7 +91,7 @@ case "${1:-}" in
     build_all
     shift
     echo "prompthost: training prefix tuning on the bundled demo model's topic task (models/demo)"
-    "$build/host/prompthost" train --plugin prefix_tuning --output "$here/runs/demo-prefix_tuning" "$@"
+    "$build/host/prompthost" train --plugin prefix_tuning --output "$here/runs/demo-prefix_tuning" --overwrite "$@"
     ;;
   *)
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'

@@ -22,6 +22,7 @@
 #include "host/plugin/method_options.h"
 #include "host/plugin/plugin_discovery.h"
 #include "host/trainer/optimizer.h"
+#include "host/trainer/option_checks.h"
 #include "models/common/error.h"
 #include "models/engine/engine.h"
 #include "models/engine/machine.h"
@@ -89,7 +90,7 @@ double weight_bytes_per_token(const ModelConfig& c) {
 }  // namespace
 
 int bench_command(int argc, char** argv) {
-  std::string shape, plugin, workload, model_path;
+  std::string shape, plugin, workload, model_path, seed_text;
   int batch = 8, seq = 128, virt = 20, steps = 10, warmup = 2, threads = 2, new_tokens = 64;
   uint64_t seed = 0;
   po::options_description desc("Options");
@@ -107,7 +108,7 @@ int bench_command(int argc, char** argv) {
     ("warmup", po::value(&warmup)->default_value(2), "untimed steps first")
     ("threads", po::value(&threads)->default_value(2), "engine threads")
     ("new", po::value(&new_tokens)->default_value(64), "tokens to generate (generate)")
-    ("seed", po::value(&seed)->default_value(0), "seed of the weights and data");
+    ("seed", po::value(&seed_text)->default_value("0"), "seed of the weights and data");
   // clang-format on
   po::variables_map vm;
   try {
@@ -124,6 +125,22 @@ int bench_command(int argc, char** argv) {
               << "\nExample:\n  prompthost bench --shape gpt2-small --plugin prompt_tuning "
                  "--workload lm --batch 8 --seq 128 --virtual 20\n";
     return kExitOk;
+  }
+  try {  // every option's range, before any model is made
+    if (model_path.empty())
+      trainer::check_choice("--shape", shape, {"gpt2-small", "smollm2-135m", "tiny-llama"});
+    trainer::check_choice("--workload", workload, {"lm", "cls", "generate"});
+    trainer::check_int("--batch", batch, 1);
+    trainer::check_int("--seq", seq, workload == "cls" ? 4 : 1);  // cls: lengths from seq/4 up
+    trainer::check_int("--virtual", virt, 1);
+    trainer::check_int("--steps", steps, 1);
+    trainer::check_int("--warmup", warmup, 0);
+    trainer::check_int("--threads", threads, 0, trainer::kMaxThreads);
+    trainer::check_int("--new", new_tokens, 1);
+    seed = trainer::parse_seed("--seed", seed_text);
+  } catch (const trainer::OptionError& e) {
+    std::fprintf(stderr, "prompthost bench: %s\n", e.what());
+    return kExitUsage;
   }
   try {
     set_num_threads(threads);
@@ -182,7 +199,7 @@ int bench_command(int argc, char** argv) {
                   {"weight_mb_per_token", round2(bytes / 1e6)},
                   {"read_gbps", round2(gbps)},
                   {"bandwidth_fraction", round2(new_tokens / dt * bytes / (gbps * 1e9))}});
-    } else if (workload == "lm" || workload == "cls") {
+    } else {  // lm or cls
       std::vector<Sequence> data(batch);
       long real_tokens = 0;
       std::uniform_int_distribution<int> len_dist(seq / 4, seq);
@@ -244,9 +261,6 @@ int bench_command(int argc, char** argv) {
                   {"gflops_best", round2(gflop / fastest)},
                   {"sgemm_gflops", round2(sgemm)},
                   {"sgemm_fraction", round2(gflop / fastest / sgemm)}});
-    } else {
-      std::fprintf(stderr, "prompthost bench: --workload must be lm, cls or generate\n");
-      return kExitUsage;
     }
     std::printf("%s\n", out.dump().c_str());
     return kExitOk;

@@ -13,6 +13,7 @@
 #include "host/trainer/adapter_loading.h"
 #include "host/trainer/dataset.h"
 #include "host/trainer/evaluation.h"
+#include "host/trainer/option_checks.h"
 #include "host/trainer/run_files.h"
 #include "models/common/error.h"
 
@@ -59,6 +60,13 @@ int eval_command(int argc, char** argv) {
   }
   if (adapter.empty() || data.empty()) {
     std::fprintf(stderr, "prompthost eval: --adapter and --data are required\n");
+    return kExitUsage;
+  }
+  try {
+    trainer::check_int("--batch-size", batch_size, 1);
+    trainer::check_int("--threads", threads, 0, trainer::kMaxThreads);
+  } catch (const trainer::OptionError& e) {
+    std::fprintf(stderr, "prompthost eval: %s\n", e.what());
     return kExitUsage;
   }
   if (!predictions.empty() && vm.count("no-generate")) {

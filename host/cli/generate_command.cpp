@@ -1,12 +1,14 @@
 // `prompthost generate`: continue a prompt with a frozen model, streaming the text.
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include "host/plugin/method_instance.h"
 #include "host/trainer/adapter_loading.h"
 #include "host/trainer/dataset.h"
+#include "host/trainer/option_checks.h"
 #include "models/common/error.h"
 #include "models/engine/model.h"
 #include "models/generate/generate.h"
@@ -34,15 +37,15 @@ namespace fs = std::filesystem;
 
 const char kPrefix[] = "prompthost generate: ";
 
-// A command line that parses but asks for something meaningless: exit code 2.
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+// A command line that parses but asks for something meaningless is an OptionError:
+// exit code 2.
+using trainer::OptionError;
 
 struct Settings {
   std::string model;
   std::string tokenizer;  // empty: beside the model
   std::string prompt;
+  std::string prompt_file;  // --prompt-file: read in run(); "-" is standard input
   GenerateOptions generate;
   bool print_ids = false;
   bool bos = true;
@@ -64,7 +67,9 @@ po::options_description describe_options(Settings& s, std::string& seed, double&
     ("tokenizer", po::value(&s.tokenizer),
      "tokenizer file (tokenizer.json, tokenizer.model or tokenizer.bin); default: the "
      "model folder's, or the tokenizer.bin beside a .bin checkpoint")
-    ("prompt", po::value(&s.prompt), "the text to continue (required)")
+    ("prompt", po::value(&s.prompt), "the text to continue (this or --prompt-file is required)")
+    ("prompt-file", po::value(&s.prompt_file), "read the text to continue from this file "
+     "(- for standard input), without one final newline")
     ("adapter", po::value(&s.adapter), "an adapter folder (PromptHost's or PEFT's): its soft prompt "
      "is applied; --model then defaults to the adapter's base model if it is a path here")
     ("task", po::value(&s.task), "the task (name or index) of a multitask adapter")
@@ -89,7 +94,8 @@ po::options_description describe_options(Settings& s, std::string& seed, double&
 
 void print_help(const po::options_description& desc) {
   std::cout
-      << "Usage: prompthost generate [--model PATH] --prompt TEXT [OPTIONS]\n\n"
+      << "Usage: prompthost generate [--model PATH] --prompt TEXT | --prompt-file FILE "
+         "[OPTIONS]\n\n"
          "Continues TEXT with a frozen model (KV-cached decoding) and prints the\n"
          "continuation as it is generated.\n\n"
       << desc
@@ -101,15 +107,32 @@ void print_help(const po::options_description& desc) {
          "      --prompt $'Quote: Never trust a computer you can\\'t repair yourself.\\nTopic:'\n";
 }
 
-uint64_t parse_seed(const std::string& text) {
-  const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-  if (!digits || text.size() > 20)
-    throw UsageError("--seed must be a non-negative integer, got '" + text + "'");
-  try {
-    return std::stoull(text);
-  } catch (const std::out_of_range&) {
-    throw UsageError("--seed must fit in 64 bits, got '" + text + "'");
+// The biggest --prompt-file read: far beyond any context, small enough to hold.
+constexpr size_t kMaxPromptFileBytes = size_t{16} << 20;
+
+// The text of --prompt-file (standard input for "-") without one final newline (which
+// an editor or `echo` adds; llama.cpp's --file drops it too).
+std::string read_prompt_file(const std::string& path) {
+  const std::string name = path == "-" ? "standard input" : path;
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (path != "-") {
+    if (fs::is_directory(path)) throw Error(path + ": --prompt-file is a folder, not a file");
+    file.open(path, std::ios::binary);
+    if (!file) throw Error(path + ": cannot open the --prompt-file (" + std::strerror(errno) + ")");
+    in = &file;
   }
+  std::string text;
+  std::vector<char> buffer(1 << 16);
+  while (in->read(buffer.data(), (std::streamsize)buffer.size()) || in->gcount() > 0) {
+    text.append(buffer.data(), (size_t)in->gcount());
+    if (text.size() > kMaxPromptFileBytes)
+      throw Error(name + ": the --prompt-file holds more than 16 MiB, far more than a context");
+  }
+  if (in->bad()) throw Error(name + ": cannot read the --prompt-file");
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  return text;
 }
 
 // Parses argv into settings; returns false after printing --help.
@@ -127,17 +150,17 @@ bool parse(int argc, char** argv, Settings& s) {
   }
   po::notify(vm);
 
-  if (!vm.count("prompt")) throw UsageError("--prompt is required");
-  if (s.generate.max_new_tokens < 0)
-    throw UsageError("--max-new-tokens must be >= 0, got " +
-                     std::to_string(s.generate.max_new_tokens));
-  if (!(temperature >= 0) || temperature > 1e6)
-    throw UsageError("--temperature must be >= 0 (0 is greedy)");
-  if (s.generate.sampling.top_k < 0) throw UsageError("--top-k must be >= 0 (0 keeps all)");
-  if (!(top_p > 0 && top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
+  if (vm.count("prompt") && vm.count("prompt-file"))
+    throw OptionError("give --prompt or --prompt-file, not both");
+  if (!vm.count("prompt") && !vm.count("prompt-file"))
+    throw OptionError("--prompt (or --prompt-file) is required");
+  trainer::check_int("--max-new-tokens", s.generate.max_new_tokens, 0);
+  trainer::check_number("--temperature", temperature, 0.0, 1e6);  // 0 is greedy
+  trainer::check_int("--top-k", s.generate.sampling.top_k, 0);    // 0 keeps all
+  if (!(top_p > 0 && top_p <= 1)) throw OptionError("--top-p must be in (0, 1]");
   s.generate.sampling.temperature = static_cast<float>(temperature);
   s.generate.sampling.top_p = static_cast<float>(top_p);
-  s.generate.seed = parse_seed(seed);
+  s.generate.seed = trainer::parse_seed("--seed", seed);
   s.bos = !vm.count("no-bos");
   s.model_given = !vm["model"].defaulted();
   return true;
@@ -189,7 +212,8 @@ AdapterPrompt apply_adapter(const Settings& s, const Model& model, const Tokeniz
   return out;
 }
 
-int run(const Settings& s) {
+int run(Settings s) {
+  if (!s.prompt_file.empty()) s.prompt = read_prompt_file(s.prompt_file);
   std::string model_path = s.model;
   if (!s.adapter.empty() && !s.model_given) {
     const std::string base = trainer::adapter_base_model(trainer::read_adapter_info(s.adapter));
@@ -258,7 +282,7 @@ int generate_command(int argc, char** argv) {
     std::fprintf(stderr, "%s%s\n(prompthost generate --help lists the options)\n", kPrefix,
                  e.what());
     return kExitUsage;
-  } catch (const UsageError& e) {
+  } catch (const OptionError& e) {
     std::fprintf(stderr, "%s%s\n(prompthost generate --help lists the options)\n", kPrefix,
                  e.what());
     return kExitUsage;

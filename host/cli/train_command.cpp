@@ -14,6 +14,8 @@
 #include "host/cli/tokenizer_path.h"
 #include "host/plugin/method_options.h"
 #include "host/plugin/plugin_discovery.h"
+#include "host/trainer/json_fields.h"
+#include "host/trainer/option_checks.h"
 #include "host/trainer/progress.h"
 #include "host/trainer/run_files.h"
 #include "host/trainer/trainer.h"
@@ -43,6 +45,7 @@ po::options_description train_options(trainer::TrainConfig& c, std::string& conf
      "default with the demo model: its topic task")
     ("eval-data", po::value(&c.eval_data), "evaluation data, same format (before, every --eval-every steps, after)")
     ("output", po::value(&c.output_dir), "the adapter folder to write; default: runs/<plugin>")
+    ("overwrite", po::bool_switch(&c.overwrite), "replace the run already in --output (else refused)")
     ("epochs", po::value(&c.epochs)->default_value(3), "passes over the data")
     ("max-steps", po::value(&c.max_steps)->default_value(0), "optimizer steps; > 0 overrides --epochs")
     ("batch-size", po::value(&c.batch_size)->default_value(16), "examples per batch")
@@ -59,7 +62,7 @@ po::options_description train_options(trainer::TrainConfig& c, std::string& conf
     ("set", po::value(&c.set)->composing(), "a plugin option, key=value (repeatable); see --plugin X --help")
     ("config", po::value(&config_file), "an adapter_config.json whose fields set the plugin's options")
     ("resume", po::value(&resume), "continue the run saved in this folder, with its settings "
-     "(other options but --threads, --stop-after and --quiet are ignored)")
+     "(other options but --threads, --stop-after, --quiet and a moved --data/--eval-data are ignored)")
     ("eval-every", po::value(&c.eval_every)->default_value(0), "evaluate every N steps; 0: before and after only")
     ("patience", po::value(&c.patience)->default_value(0), "stop after N evaluations without improvement; 0: never")
     ("save-every", po::value(&c.save_every)->default_value(0), "checkpoint every N steps; 0: at the end")
@@ -111,13 +114,16 @@ void apply_demo_defaults(trainer::TrainConfig& c, const po::variables_map& vm,
   const std::string file = bundled_demo_path("train-defaults.json");
   if (!std::filesystem::exists(file)) return;
   const nlohmann::json all = trainer::read_json(file);
-  if (!all.contains(method)) return;
+  if (!all.is_object() || !all.contains(method)) return;
+  const trainer::JsonPlace place{file, method};
   const nlohmann::json& d = all.at(method);
-  if (vm["lr"].defaulted() && d.contains("lr")) c.lr = d.at("lr").get<double>();
-  if (vm["epochs"].defaulted() && d.contains("epochs")) c.epochs = d.at("epochs").get<int>();
+  if (vm["lr"].defaulted()) c.lr = trainer::json_field_or(d, "lr", c.lr, place);
+  if (vm["epochs"].defaulted()) c.epochs = trainer::json_field_or(d, "epochs", c.epochs, place);
   if (!vm["config"].empty() || !d.contains("options")) return;
+  const nlohmann::json& options = d.at("options");
+  if (!options.is_object()) (place / "options").fail("must be an object");
   std::vector<std::string> set;
-  for (const auto& [key, value] : d.at("options").items()) {
+  for (const auto& [key, value] : options.items()) {
     const std::string prefix = key + "=";  // (clang 14 cannot capture a structured binding)
     const bool given = std::any_of(c.set.begin(), c.set.end(), [&](const std::string& kv) {
       return kv.rfind(prefix, 0) == 0;
@@ -173,10 +179,11 @@ int train_command(int argc, char** argv) {
     return kExitOk;
   }
   try {
-    c.seed = std::stoull(seed);
-  } catch (...) {
-    std::fprintf(stderr, "%s--seed: expected a non-negative integer, got \"%s\"\n", kPrefix,
-                 seed.c_str());
+    c.seed = trainer::parse_seed("--seed", seed);
+    trainer::check_int("--warmup-steps", c.warmup_steps, 0);
+    trainer::check_train_options(c);
+  } catch (const trainer::OptionError& e) {
+    std::fprintf(stderr, "%s%s\n(see prompthost train --help)\n", kPrefix, e.what());
     return kExitUsage;
   }
   c.eval_generate = !vm.count("no-generate-eval");
@@ -200,8 +207,16 @@ int train_command(int argc, char** argv) {
       if (!config_file.empty()) c.method_config = trainer::read_json(config_file);
       c.tokenizer = tokenizer_path(c.model, c.tokenizer);
     }
-    print_report(trainer::train(c, resume));
+    const trainer::TrainSummary summary = trainer::train(c, resume);
+    if (summary.already_finished)
+      std::printf("%s: the run already finished at step %d of %d; nothing to resume\n",
+                  summary.output_dir.c_str(), summary.steps, summary.total_steps);
+    else
+      print_report(summary);
     return kExitOk;
+  } catch (const trainer::OptionError& e) {
+    std::fprintf(stderr, "\n%s%s\n(see prompthost train --help)\n", kPrefix, e.what());
+    return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "\n%s%s\n", kPrefix, e.what());
     return kExitFailure;

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "host/trainer/json_fields.h"
 #include "host/trainer/run_files.h"
 #include "models/common/error.h"
 #include "models/loader/safetensors.h"
@@ -88,10 +89,15 @@ AdapterInfo read_adapter_info(const std::string& dir) {
   const std::string info_path = join(dir, kAdapterInfoFile);
   if (fs::exists(info_path)) {
     a.info = read_json(info_path);
-    a.plugin = a.info.value("plugin", "");
-    a.options = a.info.value("options", nlohmann::json::object());
-    if (a.info.contains("task_names") && a.info["task_names"].is_array())
-      a.task_names = a.info["task_names"].get<std::vector<std::string>>();
+    const JsonPlace place{info_path, ""};
+    if (!a.info.is_object())
+      place.fail("must be a JSON object, got " + json_detail::type_of(a.info));
+    a.plugin = json_field_or<std::string>(a.info, "plugin", "", place);
+    a.options = json_field_or(a.info, "options", nlohmann::json::object(), place);
+    if (!a.options.is_object()) (place / "options").fail("must be an object");
+    a.task_names = json_field_or<std::vector<std::string>>(a.info, "task_names", {}, place);
+    if (a.info.contains("model") && !a.info["model"].is_object())
+      (place / "model").fail("must be an object");
   } else {
     a.options = a.peft_config;  // a PEFT-made adapter: its config holds the options
   }

@@ -1,6 +1,7 @@
 #include "host/trainer/run_files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,25 +17,50 @@
 
 namespace ph::trainer {
 
+namespace {
+
+// The temporary file of an atomic write: removed unless it was renamed into place, so
+// an error leaves nothing behind (a crash may: recover_run_folder removes those).
+struct TempFile {
+  std::string path;
+  int fd = -1;
+  bool renamed = false;
+  ~TempFile() {
+    if (fd >= 0) ::close(fd);
+    if (!renamed) ::unlink(path.c_str());
+  }
+};
+
+}  // namespace
+
 void write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw Error(tmp + ": cannot create (" + std::strerror(errno) + ")");
+  TempFile tmp{path + ".tmp-XXXXXX"};
+  tmp.fd = ::mkstemp(tmp.path.data());
+  if (tmp.fd < 0) {
+    tmp.renamed = true;  // nothing was created
+    throw Error(path + ": cannot create a temporary file beside it (" + std::strerror(errno) + ")");
+  }
+  ::fchmod(tmp.fd, 0644);  // mkstemp makes it private; run files are not secret
   size_t done = 0;
   while (done < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    const ssize_t n = ::write(tmp.fd, content.data() + done, content.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      throw Error(tmp + ": write failed (" + why + ")");
+      throw Error(tmp.path + ": write failed (" + std::strerror(errno) + ")");
     }
     done += (size_t)n;
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    throw Error(tmp + ": cannot flush (" + std::strerror(errno) + ")");
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw Error(path + ": cannot rename from " + tmp + " (" + std::strerror(errno) + ")");
+  const int fd = tmp.fd;
+  tmp.fd = -1;
+  if (::fsync(fd) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    throw Error(tmp.path + ": cannot flush (" + why + ")");
+  }
+  if (::close(fd) != 0) throw Error(tmp.path + ": cannot flush (" + std::strerror(errno) + ")");
+  if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
+    throw Error(path + ": cannot rename from " + tmp.path + " (" + std::strerror(errno) + ")");
+  tmp.renamed = true;
 }
 
 void write_json_atomic(const std::string& path, const nlohmann::json& value) {

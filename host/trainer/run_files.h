@@ -9,7 +9,8 @@
 
 namespace ph::trainer {
 
-// Writes `content` to path.tmp, flushes it to disk, renames it over `path`.
+// Writes `content` to a temporary file beside `path` (path.tmp-XXXXXX), flushes it to
+// disk and renames it over `path`; on an error the temporary file is removed.
 void write_file_atomic(const std::string& path, const std::string& content);
 void write_json_atomic(const std::string& path, const nlohmann::json& value);
 nlohmann::json read_json(const std::string& path);

@@ -4,13 +4,20 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 
 #include "host/plugin/method_options.h"
 #include "host/plugin/plugin_discovery.h"
 #include "host/trainer/adapter_files.h"
 #include "host/trainer/batching.h"
+#include "host/trainer/checkpoint.h"
+#include "host/trainer/json_fields.h"
+#include "host/trainer/loop_state.h"
+#include "host/trainer/option_checks.h"
 #include "host/trainer/progress.h"
 #include "host/trainer/run_files.h"
+#include "host/trainer/run_folder.h"
+#include "host/trainer/run_inputs.h"
 #include "models/common/error.h"
 #include "models/tokenizer/tokenizer.h"
 
@@ -34,56 +41,6 @@ const std::vector<std::string> kPeftBaseFields = {"auto_mapping",
                                                   "token_dim",
                                                   "tokenizer_name_or_path",
                                                   "tokenizer_kwargs"};
-
-namespace {
-
-// Every setting trainer_state.json keeps, listed once: to_json and from_json both walk
-// this list (Config is TrainConfig or const TrainConfig).
-template <class Config, class Visit>
-void for_each_setting(Config& c, Visit&& visit) {
-  visit("plugin", c.plugin);
-  visit("plugin_paths", c.plugin_paths);
-  visit("model", c.model);
-  visit("tokenizer", c.tokenizer);
-  visit("data", c.data);
-  visit("eval_data", c.eval_data);
-  visit("output_dir", c.output_dir);
-  visit("method_config", c.method_config);
-  visit("set", c.set);
-  visit("epochs", c.epochs);
-  visit("max_steps", c.max_steps);
-  visit("batch_size", c.batch_size);
-  visit("max_batch_tokens", c.max_batch_tokens);
-  visit("grad_accum", c.grad_accum);
-  visit("max_length", c.max_length);
-  visit("lr", c.lr);
-  visit("schedule", c.schedule);
-  visit("warmup_ratio", c.warmup_ratio);
-  visit("warmup_steps", c.warmup_steps);
-  visit("weight_decay", c.adamw.weight_decay);
-  visit("max_grad_norm", c.adamw.max_grad_norm);
-  visit("seed", c.seed);
-  visit("eval_every", c.eval_every);
-  visit("patience", c.patience);
-  visit("save_every", c.save_every);
-  visit("log_every", c.log_every);
-  visit("recompute", c.recompute);
-  visit("eval_generate", c.eval_generate);
-}
-
-}  // namespace
-
-nlohmann::json TrainConfig::to_json() const {
-  nlohmann::json j = nlohmann::json::object();
-  for_each_setting(*this, [&](const char* key, const auto& value) { j[key] = value; });
-  return j;
-}
-
-TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
-  TrainConfig c;
-  for_each_setting(c, [&](const char* key, auto& value) { j.at(key).get_to(value); });
-  return c;
-}
 
 namespace {
 
@@ -113,58 +70,6 @@ Data load_data(const std::string& path, const Tokenizer& tok,
   return d;
 }
 
-// The resume point and history a checkpoint keeps beside the parameters.
-struct LoopState {
-  int step = 0;
-  int epoch = 0;
-  int batch_index = 0;  // micro-batches of the current epoch already consumed
-  double best_eval = INFINITY;
-  int evals_without_improvement = 0;
-  std::vector<nlohmann::json> metrics;  // metrics.jsonl lines
-  nlohmann::json before = nullptr;      // evaluation before training
-
-  nlohmann::json to_json() const {
-    return {{"step", step},
-            {"epoch", epoch},
-            {"batch_index", batch_index},
-            {"best_eval", std::isfinite(best_eval) ? nlohmann::json(best_eval) : nullptr},
-            {"evals_without_improvement", evals_without_improvement},
-            {"metrics", metrics},
-            {"before", before}};
-  }
-  void from_json(const nlohmann::json& j) {
-    step = j.at("step");
-    epoch = j.at("epoch");
-    batch_index = j.at("batch_index");
-    best_eval = j.at("best_eval").is_null() ? INFINITY : j.at("best_eval").get<double>();
-    evals_without_improvement = j.at("evals_without_improvement");
-    metrics = j.at("metrics").get<std::vector<nlohmann::json>>();
-    before = j.at("before");
-  }
-};
-
-nlohmann::json eval_json(const EvalResult& r) {
-  nlohmann::json j = {
-      {"eval_loss", r.loss}, {"eval_perplexity", r.perplexity}, {"eval_examples", r.examples}};
-  if (r.has_outputs) {
-    j["exact_match"] = r.exact_match;
-    if (r.rank_candidates >= 2) j["rank_accuracy"] = r.rank_accuracy;
-  }
-  return j;
-}
-
-EvalResult eval_from_json(const nlohmann::json& j) {
-  EvalResult r;
-  r.loss = j.value("eval_loss", 0.0);
-  r.perplexity = j.value("eval_perplexity", 0.0);
-  r.examples = j.value("eval_examples", 0);
-  r.has_outputs = j.contains("exact_match");
-  r.exact_match = j.value("exact_match", 0.0);
-  r.rank_accuracy = j.value("rank_accuracy", 0.0);
-  r.rank_candidates = j.contains("rank_accuracy") ? 2 : 0;
-  return r;
-}
-
 std::string eval_line(const EvalResult& r) {
   char buf[200];
   int n = std::snprintf(buf, sizeof buf, "loss %.4f, perplexity %.2f", r.loss, r.perplexity);
@@ -175,36 +80,106 @@ std::string eval_line(const EvalResult& r) {
   return buf;
 }
 
+// Lines about the run folder (a crash recovered from, an older state file) that a user
+// must see even with --quiet.
+void note(const std::string& line) {
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+// Where a run starts: its settings and loop state, and the files it reads.
+struct RunStart {
+  TrainConfig cfg;
+  LoopState loop;
+  std::vector<std::string> task_names;
+  nlohmann::json saved_options;  // a resumed run's plugin options
+  RunInputs inputs;
+  int saved_total_steps = 0;
+  std::string state_file;  // a resumed run's trainer_state.json
+};
+
+RunStart start_new_run(const TrainConfig& given) {
+  if (given.data.empty()) throw Error("no training data (--data FILE)");
+  if (given.output_dir.empty()) throw Error("no output folder (--output DIR)");
+  check_train_options(given);
+  prepare_output_folder(given.output_dir, given.overwrite);
+  RunStart r;
+  r.cfg = given;
+  r.inputs = RunInputs::of_new_run(given);
+  return r;
+}
+
+// The saved run's settings, continued in its own folder, after checking that the folder
+// holds one whole checkpoint and that the data is the data the run started with.
+RunStart start_resumed_run(const TrainConfig& given, const std::string& dir) {
+  check_int("--threads", given.threads, 0, kMaxThreads);
+  check_int("--stop-after", given.stop_after, 0);
+  for (const std::string& line : recover_run_folder(dir)) note(line);
+  check_resume_folder(dir);
+  RunStart r;
+  r.state_file = (fs::path(dir) / kTrainerStateFile).string();
+  const nlohmann::json st = read_json(r.state_file);
+  const JsonPlace place{r.state_file, ""};
+  r.cfg = TrainConfig::from_json(json_member(st, "config", place), r.state_file);
+  try {
+    check_train_options(r.cfg);
+  } catch (const OptionError& e) {  // a damaged file, not a usage error
+    throw Error(r.state_file + ": the saved setting " + e.what());
+  }
+  r.cfg.output_dir = dir;
+  r.cfg.threads = given.threads;
+  r.cfg.quiet = given.quiet;
+  r.cfg.stop_after = given.stop_after;
+  r.saved_total_steps = json_field<int>(st, "total_steps", place);
+  r.loop = LoopState::from_json(json_member(st, "loop", place), r.saved_total_steps, r.state_file);
+  r.task_names = json_field<std::vector<std::string>>(st, "task_names", place);
+  r.saved_options = json_member(st, "options", place);
+  if (!verify_checkpoint(dir, st, r.loop.step))
+    note("warning: " + r.state_file +
+         " has no manifest (an older PromptHost's): its files cannot be checked to be of step " +
+         std::to_string(r.loop.step));
+  std::vector<std::string> warnings;
+  r.inputs = RunInputs::of_resumed_run(st, r.cfg, given, r.state_file, warnings);
+  for (const std::string& w : warnings) note("warning: " + w);
+  return r;
+}
+
+// The plugin's options: a new run's resolved from --config and --set, a resumed run's
+// saved ones checked again.
+nlohmann::json method_options(const host::PluginLibrary& library, const RunStart& start) {
+  if (start.state_file.empty())
+    return host::resolve_options(library.descriptor(), start.cfg.method_config, start.cfg.set,
+                                 kPeftBaseFields);
+  try {
+    return host::resolve_options(library.descriptor(), start.saved_options, {});
+  } catch (const Error& e) {
+    throw Error(start.state_file + ": \"options\": " + e.what());
+  }
+}
+
 }  // namespace
 
 TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   const auto t_start = Clock::now();
-  TrainConfig cfg = given;
-  LoopState loop;
-  std::vector<std::string> task_names;
-  nlohmann::json saved_options;
-  if (!resume_dir.empty()) {  // the saved run's settings, continued in its own folder
-    const nlohmann::json st = read_json((fs::path(resume_dir) / kTrainerStateFile).string());
-    cfg = TrainConfig::from_json(st.at("config"));
-    cfg.output_dir = resume_dir;
-    cfg.threads = given.threads;
-    cfg.quiet = given.quiet;
-    cfg.stop_after = given.stop_after;
-    loop.from_json(st.at("loop"));
-    task_names = st.at("task_names").get<std::vector<std::string>>();
-    saved_options = st.at("options");
+  RunStart start = resume_dir.empty() ? start_new_run(given) : start_resumed_run(given, resume_dir);
+  TrainConfig& cfg = start.cfg;
+  LoopState& loop = start.loop;
+  std::vector<std::string>& task_names = start.task_names;
+  if (loop.finished) {  // resuming would only evaluate and save again
+    TrainSummary done;
+    done.already_finished = true;
+    done.output_dir = cfg.output_dir;
+    done.plugin = cfg.plugin;
+    done.steps = loop.step;
+    done.total_steps = start.saved_total_steps;
+    return done;
   }
-  if (cfg.data.empty()) throw Error("no training data (--data FILE)");
-  if (cfg.output_dir.empty()) throw Error("no output folder (--output DIR)");
   set_num_threads(cfg.threads);
 
-  const Model model = load_model(cfg.model);
-  const auto tokenizer = load_tokenizer(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
   auto library = host::find_plugin(cfg.plugin, cfg.plugin_paths);
-  const nlohmann::json options =
-      resume_dir.empty() ? host::resolve_options(library->descriptor(), cfg.method_config, cfg.set,
-                                                 kPeftBaseFields)
-                         : saved_options;
+  const nlohmann::json options = method_options(*library, start);
+  const Model model = load_model(start.inputs.model);
+  start.inputs.check_model(model.config);
+  const auto tokenizer = load_tokenizer(start.inputs.tokenizer);
   host::ModelHost model_host(model, tokenizer.get());
   host::MethodInstance method(library, model_host, options, cfg.seed);
   const ph_injection_spec spec = method.injection();
@@ -221,10 +196,11 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   enc.eos_id = model.config.eos_id >= 0 ? model.config.eos_id : tokenizer->eos_id();
   TaskMap tasks(task_names);
   const bool needs_tasks = spec.per_example != 0;
-  Data train_data = load_data(cfg.data, *tokenizer, parts, enc, tasks, true, needs_tasks);
+  Data train_data = load_data(start.inputs.data, *tokenizer, parts, enc, tasks, true, needs_tasks);
   Data eval_data;
-  if (!cfg.eval_data.empty())
-    eval_data = load_data(cfg.eval_data, *tokenizer, parts, enc, tasks, false, needs_tasks);
+  if (!start.inputs.eval_data.empty())
+    eval_data =
+        load_data(start.inputs.eval_data, *tokenizer, parts, enc, tasks, false, needs_tasks);
   task_names = tasks.names();
 
   // schedule
@@ -232,10 +208,13 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   const int micro_per_epoch = (int)make_batches(epoch_order(n, cfg.seed, 0), train_data.lengths,
                                                 cfg.batch_size, cfg.max_batch_tokens)
                                   .size();
-  const int accum = std::max(1, cfg.grad_accum);
-  const int steps_per_epoch = (micro_per_epoch + accum - 1) / accum;
-  const int total_steps =
-      cfg.max_steps > 0 ? cfg.max_steps : steps_per_epoch * std::max(1, cfg.epochs);
+  const int accum = cfg.grad_accum;
+  const long long steps_per_epoch = (micro_per_epoch + accum - 1) / accum;
+  if (cfg.max_steps == 0 && steps_per_epoch * cfg.epochs > std::numeric_limits<int>::max())
+    throw OptionError("--epochs " + std::to_string(cfg.epochs) + " makes " +
+                      std::to_string(steps_per_epoch * cfg.epochs) + " steps, more than " +
+                      std::to_string(std::numeric_limits<int>::max()));
+  const int total_steps = cfg.max_steps > 0 ? cfg.max_steps : (int)steps_per_epoch * cfg.epochs;
   Schedule schedule;
   schedule.kind = parse_schedule(cfg.schedule);
   schedule.lr = cfg.lr;
@@ -268,6 +247,10 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
                      " training examples were cut to " + std::to_string(enc.max_length) +
                      " tokens");
 
+  // Ready to train: the run this one overwrites goes now, so that a kill from here on
+  // leaves this run's checkpoint or none, never the old one to resume by mistake.
+  if (start.state_file.empty() && cfg.overwrite) remove_checkpoint(cfg.output_dir);
+
   EvalOptions eval_options;
   eval_options.parts = parts;
   eval_options.encode = enc;
@@ -281,11 +264,15 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
     progress.message("before training: " + eval_line(before));
   }
 
-  auto save = [&](bool with_adapter) {
-    fs::create_directories(cfg.output_dir);
-    if (with_adapter) write_adapter(cfg.output_dir, method, model.config, cfg.model, task_names);
-    write_training_state((fs::path(cfg.output_dir) / kTrainingStateFile).string(), method,
-                         optimizer);
+  // One checkpoint: every file written, then committed as a unit (checkpoint.h).
+  auto save = [&]() {
+    CheckpointWriter checkpoint(cfg.output_dir);
+    const fs::path dir = checkpoint.dir();
+    write_adapter(dir.string(), method, model.config, cfg.model, task_names);
+    for (const char* file : {kAdapterModelFile, kAdapterConfigFile, kAdapterInfoFile})
+      checkpoint.add(file);
+    write_training_state((dir / kTrainingStateFile).string(), method, optimizer);
+    checkpoint.add(kTrainingStateFile);
     std::string lines;
     std::vector<CurvePoint> train_curve, eval_curve;
     for (const auto& m : loop.metrics) {
@@ -295,15 +282,17 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
       if (m.contains("eval_loss"))
         eval_curve.push_back({m["step"].get<double>(), m["eval_loss"].get<double>()});
     }
-    write_file_atomic((fs::path(cfg.output_dir) / "metrics.jsonl").string(), lines);
-    write_file_atomic((fs::path(cfg.output_dir) / "loss_curve.svg").string(),
-                      loss_curve_svg(train_curve, eval_curve));
-    write_json_atomic((fs::path(cfg.output_dir) / kTrainerStateFile).string(),
-                      {{"config", cfg.to_json()},
+    write_file_atomic((dir / kMetricsFile).string(), lines);
+    checkpoint.add(kMetricsFile);
+    write_file_atomic((dir / kLossCurveFile).string(), loss_curve_svg(train_curve, eval_curve));
+    checkpoint.add(kLossCurveFile);
+    checkpoint.commit({{"config", cfg.to_json()},
                        {"options", options},
                        {"task_names", task_names},
                        {"total_steps", total_steps},
-                       {"loop", loop.to_json()}});
+                       {"loop", loop.to_json()},
+                       {"inputs", start.inputs.record}},
+                      loop.step);
   };
 
   // the loop
@@ -374,9 +363,9 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
           summary.stopped_early = stop = true;
         }
       }
-      if (cfg.save_every > 0 && loop.step % cfg.save_every == 0) save(true);
+      if (cfg.save_every > 0 && loop.step % cfg.save_every == 0) save();
       if (cfg.stop_after > 0 && loop.step == cfg.stop_after && loop.step < total_steps) {
-        save(true);
+        save();
         progress.message("stopped at step " + std::to_string(loop.step) + " (--stop-after)");
         summary.steps = loop.step;
         summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
@@ -393,14 +382,16 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
 
   if (!eval_data.examples.empty()) {
     summary.evaluated = true;
-    summary.before = eval_from_json(loop.before);
+    summary.before =
+        eval_from_json(loop.before, cfg.output_dir + "/" + kTrainerStateFile, "loop.before");
     summary.after = run_eval();
     nlohmann::json m = eval_json(summary.after);
     m["step"] = loop.step;
     loop.metrics.push_back(m);
     progress.message("after training: " + eval_line(summary.after));
   }
-  save(true);
+  loop.finished = true;
+  save();
   summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   return summary;
 }

@@ -42,10 +42,17 @@ struct TrainConfig {
   bool recompute = false;
   bool eval_generate = true;  // exact match needs generation
   bool quiet = false;
+  bool overwrite = false;  // replace a run already in output_dir (else refused)
 
+  // The settings trainer_state.json keeps (not threads, stop_after, quiet, overwrite).
   nlohmann::json to_json() const;
-  static TrainConfig from_json(const nlohmann::json& j);
+  // Throws ph::Error naming `file` and the field for a missing or mistyped setting.
+  static TrainConfig from_json(const nlohmann::json& j, const std::string& file);
 };
+
+// Checks every setting's range (batch size >= 1, a finite learning rate >= 0, ...).
+// Throws OptionError (option_checks.h) naming the option, e.g. "--lr must be ...".
+void check_train_options(const TrainConfig& config);
 
 struct TrainSummary {
   std::string output_dir;
@@ -61,10 +68,13 @@ struct TrainSummary {
   EvalResult before, after;
   int truncated_examples = 0;
   bool stopped_early = false;
+  bool already_finished = false;  // a resumed run that had finished: nothing was done
 };
 
 // Trains as configured (or continues the run in `resume_dir`, with its saved settings).
-// Throws ph::Error on any problem (bad data, unknown option, missing model, ...).
+// Throws ph::Error on any problem (bad data, unknown option, missing model, ...), and
+// OptionError for a setting out of range, before any work. The output folder is checked
+// first: it must be writable and hold no other run (unless config.overwrite).
 TrainSummary train(const TrainConfig& config, const std::string& resume_dir = "");
 
 }  // namespace ph::trainer

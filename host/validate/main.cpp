@@ -16,6 +16,7 @@
 #include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
+#include "host/trainer/option_checks.h"
 #include "host/validate/check.h"
 #include "host/validate/runner.h"
 
@@ -73,6 +74,7 @@ const char* const kUsage =
 
 struct Options {
   std::string plugin;
+  std::string seed_text = "1";
   uint64_t seed = 1;
   std::vector<std::string> sets;
   std::string only, exclude;
@@ -88,7 +90,7 @@ int parse(int argc, char** argv, Options& o) {
   po::options_description visible(kUsage);
   auto add = visible.add_options();
   add("help,h", "show this help");
-  add("seed", po::value(&o.seed)->default_value(o.seed),
+  add("seed", po::value(&o.seed_text)->default_value(o.seed_text),
       "seed of the models, batches and instances (printed with every failure)");
   add("set", po::value(&o.sets)->composing(),
       "key=value: validate with this option value instead of its default (repeatable)");
@@ -133,8 +135,11 @@ int parse(int argc, char** argv, Options& o) {
     std::cerr << "prompthost-validate: no such file: " << o.plugin << "\n";
     return kExitUsage;
   }
-  if (!(o.timeout > 0)) {
-    std::cerr << "prompthost-validate: --timeout must be positive\n";
+  try {
+    o.seed = ph::trainer::parse_seed("--seed", o.seed_text);
+    ph::trainer::check_number("--timeout", o.timeout, 1e-6, 1e6);  // seconds
+  } catch (const ph::trainer::OptionError& e) {
+    std::cerr << "prompthost-validate: " << e.what() << "\n";
     return kExitUsage;
   }
   try {

@@ -16,46 +16,14 @@
 #include "models/common/error.h"
 #include "models/loader/safetensors.h"
 #include "test_support.h"
+#include "trainer_test_support.h"
 
 using namespace ph;
 using namespace ph::trainer;
 namespace fs = std::filesystem;
 
-namespace {
-
-// The first n lines of the demo's topic training data, as a data file of its own.
-std::string topic_subset(int n) {
-  const std::string path = test::temp_dir("trainer_subset") + "/train.jsonl";
-  std::ifstream in(test::source_path("models/demo/tasks/topic/train.jsonl"));
-  std::ofstream out(path);
-  std::string line;
-  for (int i = 0; i < n && std::getline(in, line); ++i) out << line << "\n";
-  return path;
-}
-
-TrainConfig small_run(const std::string& out) {
-  TrainConfig c;
-  c.plugin = "prompt_tuning";
-  c.model = test::source_path("models/demo/hf");
-  c.data = topic_subset(24);
-  c.output_dir = out;
-  c.max_steps = 6;
-  c.batch_size = 4;
-  c.lr = 0.03;
-  c.warmup_steps = 2;
-  c.seed = 7;
-  c.threads = 1;
-  c.quiet = true;
-  c.set = {"num_virtual_tokens=5"};
-  return c;
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-}  // namespace
+using test::read_bytes;
+using test::small_run;
 
 TEST_CASE("a run stopped and resumed ends with exactly the parameters of an uninterrupted run",
           "[trainer]") {
@@ -201,4 +169,44 @@ TEST_CASE("rank accuracy fits every candidate output into the context", "[traine
   REQUIRE(s.evaluated);
   CHECK(s.after.rank_candidates == 2);
   CHECK(std::isfinite(s.after.loss));
+}
+
+TEST_CASE("every setting's range is checked before any work, naming the option", "[trainer]") {
+  // A missing model: a setting reported first was checked before the model was loaded.
+  const std::string out = test::temp_dir("trainer_ranges") + "/run";
+  auto refused = [&](const std::function<void(TrainConfig&)>& change) {
+    TrainConfig c = small_run(out);
+    c.model = "/nonexistent/model";
+    change(c);
+    return test::error_message([&] { train(c); });
+  };
+  using Catch::StartsWith;
+  CHECK_THAT(refused([](TrainConfig& c) { c.lr = -1; }), StartsWith("--lr must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.lr = NAN; }), StartsWith("--lr must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.lr = INFINITY; }), StartsWith("--lr must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.batch_size = 0; }), StartsWith("--batch-size must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.adamw.max_grad_norm = NAN; }),
+             StartsWith("--max-grad-norm must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.adamw.weight_decay = -0.1; }),
+             StartsWith("--weight-decay must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.threads = -1; }), StartsWith("--threads must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.threads = 1 << 20; }), StartsWith("--threads must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.max_steps = -1; }), StartsWith("--max-steps must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.epochs = 0; }), StartsWith("--epochs must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.grad_accum = 0; }), StartsWith("--grad-accum must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.warmup_steps = -2; }),
+             StartsWith("--warmup-steps must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.save_every = -1; }),
+             StartsWith("--save-every must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.eval_every = -1; }),
+             StartsWith("--eval-every must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.patience = -1; }), StartsWith("--patience must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.stop_after = -3; }),
+             StartsWith("--stop-after must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.max_length = -1; }),
+             StartsWith("--max-length must be"));
+  CHECK_THAT(refused([](TrainConfig& c) { c.schedule = "sometimes"; }),
+             StartsWith("--schedule must be linear, cosine or constant"));
+  // in range, the first problem is the model
+  CHECK_THAT(refused([](TrainConfig&) {}), Catch::Contains("/nonexistent/model"));
 }
