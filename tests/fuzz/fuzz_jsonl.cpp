@@ -6,7 +6,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const auto tokenizer = ph::load_tokenizer(PROMPTHOST_DEMO_TOKENIZER);
-  static const auto parts = ph::trainer::parse_template("[P] {input} [P] {output}", 2);
+  static const auto parts = ph::trainer::parse_template("[P:1] {input} [P:1] {output}", 2);
   const std::string path =
       ph::fuzz::write_file("data.jsonl", {reinterpret_cast<const char*>(data), size});
   ph::fuzz::expect_only_ph_errors([&] {

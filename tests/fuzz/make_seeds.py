@@ -114,10 +114,10 @@ for name, spec in [("byte_level", byte_level), ("qwen_nfc", qwen), ("metaspace",
     for i, t in enumerate(texts):
         put("tokenizer_json", "%s-%d" % (name, i), json.dumps(spec, ensure_ascii=False) + "\0" + t)
 
-# tokenizer.bin (the demo's is small) + NUL + text.
+# text + NUL + tokenizer.bin (the demo's is small; binary, so the text comes first).
 demo_bin = open(os.path.join(root, "models/demo/tokenizer.bin"), "rb").read()
 for i, t in enumerate(texts):
-    put("tokenizer_bin", "demo-%d" % i, demo_bin + b"\0" + t.encode())
+    put("tokenizer_bin", "demo-%d" % i, t.encode() + b"\0" + demo_bin)
 
 # llama2.c .bin: a tiny legacy (version 0) checkpoint, shared and separate head.
 def llama2c(dim=8, hidden=16, layers=1, heads=2, kv_heads=2, vocab=16, seq=8, shared=True):
