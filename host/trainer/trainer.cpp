@@ -175,6 +175,23 @@ std::string eval_line(const EvalResult& r) {
   return buf;
 }
 
+// The plugin of a resumed run. The run's file names its method (config.plugin); where
+// plugins are found comes from the command line (--plugin-path, or a --plugin the user
+// gives), never from the file.
+std::shared_ptr<host::PluginLibrary> resumed_plugin(const std::string& saved,
+                                                    const TrainConfig& given,
+                                                    const std::string& state_file) {
+  if (given.plugin.empty())
+    return host::find_named_plugin(saved, state_file + ": field \"config.plugin\"",
+                                   given.plugin_paths);
+  auto library = host::find_plugin(given.plugin, given.plugin_paths);
+  // A file saved by an older version may hold a path there: then the user's --plugin decides.
+  if (host::is_method_name(saved.c_str()) && saved != library->name())
+    throw Error(state_file + ": the run trains method \"" + saved + "\", but --plugin " +
+                given.plugin + " is \"" + library->name() + "\"");
+  return library;
+}
+
 }  // namespace
 
 TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
@@ -200,7 +217,12 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
 
   const Model model = load_model(cfg.model);
   const auto tokenizer = load_tokenizer(cfg.tokenizer.empty() ? cfg.model : cfg.tokenizer);
-  auto library = host::find_plugin(cfg.plugin, cfg.plugin_paths);
+  auto library =
+      resume_dir.empty()
+          ? host::find_plugin(cfg.plugin, cfg.plugin_paths)
+          : resumed_plugin(cfg.plugin, given, (fs::path(resume_dir) / kTrainerStateFile).string());
+  cfg.plugin = library->name();  // what the run's file records: the method, never a path
+  cfg.plugin_paths = given.plugin_paths;
   const nlohmann::json options =
       resume_dir.empty() ? host::resolve_options(library->descriptor(), cfg.method_config, cfg.set,
                                                  kPeftBaseFields)

@@ -63,7 +63,9 @@ struct TrainSummary {
   bool stopped_early = false;
 };
 
-// Trains as configured (or continues the run in `resume_dir`, with its saved settings).
+// Trains as configured (or continues the run in `resume_dir`, with its saved settings;
+// the saved method is looked up by name on the search path of config.plugin_paths, or
+// is config.plugin when given: both from the command line, never from the run's files).
 // Throws ph::Error on any problem (bad data, unknown option, missing model, ...).
 TrainSummary train(const TrainConfig& config, const std::string& resume_dir = "");
 
