@@ -3,9 +3,11 @@
 // The environment names the call that misbehaves, so that everything before it works:
 //   PH_TEST_MISBEHAVE=CALL       every time CALL runs (create, forward, backward, export)
 //   PH_TEST_MISBEHAVE=CALL@STEP  only in the CALL of optimizer step STEP (ph_batch.step)
-// What it does is the build's: GOOD_PROMPT_CRASHES writes through a null pointer
+// What it does is the build's: GOOD_PROMPT_CRASHES writes to an unwritable page
 // (SIGSEGV), GOOD_PROMPT_HANGS sleeps forever. Without either it does nothing.
 #pragma once
+
+#include <sys/mman.h>
 
 #include <chrono>
 #include <cstdint>
@@ -25,8 +27,10 @@ inline bool misbehaviour_requested(const char* call, int64_t step) {
 inline void misbehave_if_requested(const char* call, int64_t step = -1) {
 #if defined(GOOD_PROMPT_CRASHES)
   if (misbehaviour_requested(call, step)) {
-    volatile int* volatile nowhere = nullptr;  // volatile: neither seen as null nor dropped
-    *nowhere = 1;
+    // A wild write, to a page that cannot be written: a real SIGSEGV, and not undefined
+    // behaviour a sanitizer would stop at first (as a store through null would be).
+    void* page = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    *static_cast<volatile int*>(page) = 1;
   }
 #elif defined(GOOD_PROMPT_HANGS)
   if (misbehaviour_requested(call, step))

@@ -6,6 +6,7 @@
 #include <catch.hpp>
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,8 +68,10 @@ void previous_handler(int signal, siginfo_t* info, void*) {
 }
 
 void crash_by_invalid_write() {
-  volatile int* volatile nowhere = nullptr;  // volatile: neither seen as null nor dropped
-  *nowhere = 1;
+  // A wild write, to a page that cannot be written: a real SIGSEGV, and not undefined
+  // behaviour a sanitizer would stop at first (as a store through null would be).
+  void* page = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  *static_cast<volatile int*>(page) = 1;
 }
 
 bool died_of(const ChildEnd& end, int signal) {
@@ -200,7 +203,9 @@ TEST_CASE("a crash outside any plugin call is not blamed on a plugin") {
     crash_by_invalid_write();
   });
   CHECK(died_of(end, SIGSEGV));
-  CHECK_FALSE(contains(end.err, "plugin"));
+  INFO(end.err);
+  CHECK_FALSE(contains(end.err, "\"finished\""));  // the plugin's name, in no report
+  CHECK_FALSE(contains(end.err, " call (SIGSEGV"));
 }
 
 TEST_CASE("the watchdog stops a plugin call that runs longer than its limit") {
