@@ -4,6 +4,7 @@
 #include <iterator>
 
 #include "host/cli/commands.h"
+#include "host/plugin/crash_report.h"
 
 namespace {
 
@@ -38,6 +39,7 @@ void print_usage(FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ph::host::install_plugin_crash_report();  // a plugin that crashes says so before the end
   if (argc < 2) {
     print_usage(stderr);
     return ph::cli::kExitUsage;

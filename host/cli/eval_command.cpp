@@ -9,7 +9,9 @@
 
 #include "host/cli/bundled_demo.h"
 #include "host/cli/commands.h"
+#include "host/cli/plugin_timeout.h"
 #include "host/cli/tokenizer_path.h"
+#include "host/plugin/plugin_watchdog.h"
 #include "host/trainer/adapter_loading.h"
 #include "host/trainer/dataset.h"
 #include "host/trainer/evaluation.h"
@@ -25,6 +27,7 @@ int eval_command(int argc, char** argv) {
   std::string adapter, model, tokenizer, data, predictions;
   std::vector<std::string> plugin_paths;
   int threads = 0, batch_size = 16;
+  double plugin_timeout = 0;
   po::options_description desc("Options");
   // clang-format off
   desc.add_options()
@@ -36,6 +39,7 @@ int eval_command(int argc, char** argv) {
     ("data", po::value(&data), "JSONL data to evaluate on (required)")
     ("batch-size", po::value(&batch_size)->default_value(16), "examples per forward pass")
     ("plugin-path", po::value(&plugin_paths)->composing(), "another folder to look for plugins in")
+    ("plugin-timeout", plugin_timeout_value(plugin_timeout), kPluginTimeoutHelp)
     ("threads", po::value(&threads)->default_value(0), "threads for the engine; 0: all cores")
     ("no-generate", "skip exact-match generation")
     ("predictions", po::value(&predictions), "write each example's generated output to this JSONL "
@@ -74,6 +78,7 @@ int eval_command(int argc, char** argv) {
     return kExitUsage;
   }
   try {
+    const host::PluginWatchdog watchdog(plugin_timeout);
     set_num_threads(threads);
     if (model.empty()) model = trainer::adapter_base_model(trainer::read_adapter_info(adapter));
     if (model.empty()) model = bundled_demo_path("hf");

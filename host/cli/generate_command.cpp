@@ -17,8 +17,10 @@
 
 #include "host/cli/bundled_demo.h"
 #include "host/cli/commands.h"
+#include "host/cli/plugin_timeout.h"
 #include "host/cli/tokenizer_path.h"
 #include "host/plugin/method_instance.h"
+#include "host/plugin/plugin_watchdog.h"
 #include "host/trainer/adapter_loading.h"
 #include "host/trainer/dataset.h"
 #include "host/trainer/option_checks.h"
@@ -52,6 +54,7 @@ struct Settings {
   std::string adapter;  // empty: the frozen model alone
   std::string task;     // multitask adapters
   std::vector<std::string> plugin_paths;
+  double plugin_timeout = 0;  // seconds; 0: no watchdog
   bool model_given = false;
 };
 
@@ -74,6 +77,7 @@ po::options_description describe_options(Settings& s, std::string& seed, double&
      "is applied; --model then defaults to the adapter's base model if it is a path here")
     ("task", po::value(&s.task), "the task (name or index) of a multitask adapter")
     ("plugin-path", po::value(&s.plugin_paths)->composing(), "another folder to look for plugins in")
+    ("plugin-timeout", plugin_timeout_value(s.plugin_timeout), kPluginTimeoutHelp)
     ("max-new-tokens", po::value(&s.generate.max_new_tokens)->default_value(64),
      "stop after this many tokens (also stops at EOS, at BOS with a llama2.c .bin as "
      "run.c does, and at the end of the context)")
@@ -288,6 +292,7 @@ int generate_command(int argc, char** argv) {
     return kExitUsage;
   }
   try {
+    const host::PluginWatchdog watchdog(settings.plugin_timeout);
     return run(settings);
   } catch (const std::exception& e) {  // ph::Error, and bad_alloc & co. from the engine
     std::fflush(stdout);

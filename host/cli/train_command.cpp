@@ -10,12 +10,14 @@
 
 #include "host/cli/bundled_demo.h"
 #include "host/cli/commands.h"
+#include "host/cli/plugin_timeout.h"
 #include "host/cli/program_path.h"
 #include "host/cli/tokenizer_path.h"
 #include "host/plugin/method_options.h"
 #include "host/plugin/plugin_discovery.h"
 #include "host/trainer/json_fields.h"
 #include "host/trainer/option_checks.h"
+#include "host/plugin/plugin_watchdog.h"
 #include "host/trainer/progress.h"
 #include "host/trainer/run_files.h"
 #include "host/trainer/trainer.h"
@@ -30,13 +32,15 @@ namespace po = boost::program_options;
 const char kPrefix[] = "prompthost train: ";
 
 po::options_description train_options(trainer::TrainConfig& c, std::string& config_file,
-                                      std::string& resume, std::string& seed) {
+                                      std::string& resume, std::string& seed,
+                                      double& plugin_timeout) {
   po::options_description d("Options");
   // clang-format off
   d.add_options()
     ("help,h", "show this help (with --plugin: also the plugin's own options) and exit")
     ("plugin", po::value(&c.plugin), "the method: a plugin name (see `prompthost plugins`) or a .so file")
     ("plugin-path", po::value(&c.plugin_paths)->composing(), "another folder to look for plugins in (repeatable)")
+    ("plugin-timeout", plugin_timeout_value(plugin_timeout), kPluginTimeoutHelp)
     ("model", po::value(&c.model)->default_value(bundled_demo_path("hf"), "the bundled demo"),
      "a Hugging Face model folder or a llama2.c .bin")
     ("tokenizer", po::value(&c.tokenizer), "tokenizer file; default: the model folder's, or the "
@@ -62,7 +66,8 @@ po::options_description train_options(trainer::TrainConfig& c, std::string& conf
     ("set", po::value(&c.set)->composing(), "a plugin option, key=value (repeatable); see --plugin X --help")
     ("config", po::value(&config_file), "an adapter_config.json whose fields set the plugin's options")
     ("resume", po::value(&resume), "continue the run saved in this folder, with its settings "
-     "(other options but --threads, --stop-after, --quiet and a moved --data/--eval-data are ignored)")
+     "(other options but --threads, --stop-after, --quiet, a moved --data/--eval-data and the "
+     "plugin's --plugin-path, --plugin and --plugin-timeout are ignored)")
     ("eval-every", po::value(&c.eval_every)->default_value(0), "evaluate every N steps; 0: before and after only")
     ("patience", po::value(&c.patience)->default_value(0), "stop after N evaluations without improvement; 0: never")
     ("save-every", po::value(&c.save_every)->default_value(0), "checkpoint every N steps; 0: at the end")
@@ -76,7 +81,8 @@ po::options_description train_options(trainer::TrainConfig& c, std::string& conf
 
 void print_help(const po::options_description& d, const trainer::TrainConfig& c) {
   std::cout << "Usage: prompthost train --plugin NAME [OPTIONS]\n"
-               "       prompthost train --resume DIR [--threads K] [--stop-after N] [--quiet]\n\n"
+               "       prompthost train --resume DIR [--threads K] [--stop-after N] [--quiet]\n"
+               "           [--plugin-path DIR] [--plugin FILE] [--plugin-timeout S]\n\n"
                "Trains the method's soft prompt through the frozen model, evaluates it before\n"
                "and after, and writes the adapter folder (PEFT's adapter_config.json and\n"
                "adapter_model.safetensors, plus what --resume needs).\n\n"
@@ -165,7 +171,8 @@ void print_report(const trainer::TrainSummary& s) {
 int train_command(int argc, char** argv) {
   trainer::TrainConfig c;
   std::string config_file, resume, seed;
-  const auto desc = train_options(c, config_file, resume, seed);
+  double plugin_timeout = 0;
+  const auto desc = train_options(c, config_file, resume, seed, plugin_timeout);
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
@@ -207,6 +214,7 @@ int train_command(int argc, char** argv) {
       if (!config_file.empty()) c.method_config = trainer::read_json(config_file);
       c.tokenizer = tokenizer_path(c.model, c.tokenizer);
     }
+    const host::PluginWatchdog watchdog(plugin_timeout);
     const trainer::TrainSummary summary = trainer::train(c, resume);
     if (summary.already_finished)
       std::printf("%s: the run already finished at step %d of %d; nothing to resume\n",

@@ -9,6 +9,7 @@
 
 #include "host/plugin/abi_v1_0.h"
 #include "host/plugin/dl_tensor.h"
+#include "host/plugin/plugin_call.h"
 #include "host/plugin/status.h"
 #include "models/common/error.h"
 
@@ -99,6 +100,11 @@ const DLTensor* source_get_tensor(const ph_tensor_source* source, const char* na
 
 }  // namespace
 
+template <class Fn>
+auto MethodInstance::in_plugin(const char* call, Fn&& fn) const {
+  return in_plugin_call(library_->name(), call, std::forward<Fn>(fn));
+}
+
 std::string MethodInstance::context(const char* call) const {
   return std::string("plugin ") + library_->name() + ": " + call;
 }
@@ -108,8 +114,12 @@ MethodInstance::MethodInstance(std::shared_ptr<PluginLibrary> library, const Mod
     : library_(std::move(library)), model_host_(model_host), options_(options) {
   if (!library_) throw Error("MethodInstance: no plugin library");
   const std::string config = options_.dump();
-  check_status(library_->entry().create(model_host_.table(), &model_host_.info(), config.c_str(),
-                                        seed, for_import ? (uint32_t)PH_CREATE_FOR_IMPORT : 0u, &method_),
+  const uint32_t flags = for_import ? (uint32_t)PH_CREATE_FOR_IMPORT : 0u;
+  check_status(in_plugin("create",
+                         [&] {
+                           return library_->entry().create(model_host_.table(), &model_host_.info(),
+                                                           config.c_str(), seed, flags, &method_);
+                         }),
                context("create"));
   if (!method_) throw Error(context("create") + ": reported success but returned no instance");
   try {
@@ -117,14 +127,14 @@ MethodInstance::MethodInstance(std::shared_ptr<PluginLibrary> library, const Mod
     read_injection_spec();
     read_parameters();
   } catch (...) {
-    if (method_->destroy) method_->destroy(method_);
+    if (method_->destroy) in_plugin("destroy", [&] { method_->destroy(method_); });
     method_ = nullptr;
     throw;
   }
 }
 
 MethodInstance::~MethodInstance() {
-  if (method_) method_->destroy(method_);
+  if (method_) in_plugin("destroy", [&] { method_->destroy(method_); });
 }
 
 void MethodInstance::check_table() {
@@ -145,7 +155,8 @@ void MethodInstance::check_table() {
 }
 
 void MethodInstance::read_injection_spec() {
-  const ph_injection_spec* spec = method_->injection(method_);
+  const ph_injection_spec* spec =
+      in_plugin("injection", [&] { return method_->injection(method_); });
   const std::string where = context("injection");
   if (!spec) throw Error(where + ": returned NULL");
   if (spec->struct_size < abi_1_0::kInjectionSpecSize)
@@ -169,11 +180,13 @@ void MethodInstance::read_injection_spec() {
 }
 
 void MethodInstance::read_parameters() {
-  const uint32_t count = method_->parameter_count(method_);
+  const uint32_t count =
+      in_plugin("parameter_count", [&] { return method_->parameter_count(method_); });
   std::set<std::string> names;
   for (uint32_t i = 0; i < count; ++i) {
     ph_parameter p{};
-    check_status(method_->parameter(method_, i, &p), context("parameter"));
+    check_status(in_plugin("parameter", [&] { return method_->parameter(method_, i, &p); }),
+                 context("parameter"));
     const std::string where = context("parameter") + " #" + std::to_string(i);
     if (p.struct_size < abi_1_0::kParameterSize)
       throw Error(where + ": struct_size " + std::to_string(p.struct_size) + " < " +
@@ -235,9 +248,12 @@ Injection MethodInstance::forward(int64_t batch_size, const std::vector<int64_t>
   DlView<5> prefix_view(injection.prefix);
   const ph_batch batch{sizeof(ph_batch), batch_size, task_ids.empty() ? nullptr : task_ids.data(),
                        step};
-  check_status(method_->forward(method_, &batch, train ? 1 : 0,
-                                spec_.n_virtual > 0 ? &virtual_view.dl : nullptr,
-                                spec_.n_prefix > 0 ? &prefix_view.dl : nullptr),
+  check_status(in_plugin("forward",
+                         [&] {
+                           return method_->forward(method_, &batch, train ? 1 : 0,
+                                                   spec_.n_virtual > 0 ? &virtual_view.dl : nullptr,
+                                                   spec_.n_prefix > 0 ? &prefix_view.dl : nullptr);
+                         }),
                where);
   auto check_finite = [&](const float* data, size_t n, const char* what) {
     for (size_t i = 0; i < n; ++i)
@@ -280,8 +296,12 @@ void MethodInstance::backward(int64_t batch_size, const std::vector<int64_t>& ta
   DlView<5> prefix_view(grad.prefix);
   const ph_batch batch{sizeof(ph_batch), batch_size, task_ids.empty() ? nullptr : task_ids.data(),
                        step};
-  check_status(method_->backward(method_, &batch, spec_.n_virtual > 0 ? &virtual_view.dl : nullptr,
-                                 spec_.n_prefix > 0 ? &prefix_view.dl : nullptr),
+  check_status(in_plugin("backward",
+                         [&] {
+                           return method_->backward(
+                               method_, &batch, spec_.n_virtual > 0 ? &virtual_view.dl : nullptr,
+                               spec_.n_prefix > 0 ? &prefix_view.dl : nullptr);
+                         }),
                where);
 }
 
@@ -292,7 +312,8 @@ void MethodInstance::zero_grad() {
 MethodInstance::Adapter MethodInstance::export_adapter() const {
   Adapter adapter;
   const ph_tensor_sink sink{sizeof(ph_tensor_sink), &adapter, &sink_put_tensor, &sink_put_config};
-  check_status(method_->export_adapter(method_, &sink), context("export_adapter"));
+  check_status(in_plugin("export_adapter", [&] { return method_->export_adapter(method_, &sink); }),
+               context("export_adapter"));
   return adapter;
 }
 
@@ -316,7 +337,9 @@ void MethodInstance::import_adapter(const Adapter& adapter) {
   const std::string config = adapter.config.dump();
   const ph_tensor_source source{sizeof(ph_tensor_source), &views, &source_get_tensor,
                                 config.c_str()};
-  check_status(method_->import_adapter(method_, &source), context("import_adapter"));
+  check_status(
+      in_plugin("import_adapter", [&] { return method_->import_adapter(method_, &source); }),
+      context("import_adapter"));
 }
 
 }  // namespace ph::host

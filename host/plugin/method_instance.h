@@ -85,6 +85,10 @@ class MethodInstance {
 
  private:
   std::string context(const char* call) const;  // "plugin NAME: call"
+  // Runs fn(), a call into the plugin, marked as `call` (plugin_call.h: crash reports
+  // and --plugin-timeout name it).
+  template <class Fn>
+  auto in_plugin(const char* call, Fn&& fn) const;
   void check_table();
   void read_injection_spec();
   void read_parameters();

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "models/common/error.h"
 
 #ifndef PROMPTHOST_BUILD_PLUGIN_DIR
@@ -134,6 +136,22 @@ std::shared_ptr<PluginLibrary> find_plugin(const std::string& name_or_file,
   message +=
       "\nAdd a folder with --plugin-path DIR or PROMPTHOST_PLUGIN_PATH, or give the .so's path.";
   throw Error(message);
+}
+
+std::shared_ptr<PluginLibrary> find_named_plugin(const std::string& method,
+                                                 const std::string& where,
+                                                 const std::vector<std::string>& extra_dirs) {
+  if (!is_method_name(method.c_str())) {
+    // The value as JSON: quoted, with control characters and bad UTF-8 made harmless.
+    const std::string shown =
+        nlohmann::json(method).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    throw Error(where + " is " + shown +
+                ", not a method name (lowercase letters, digits and _). A data file names "
+                "its method only and never a plugin file: plugins are loaded from the plugin "
+                "search path (--plugin-path DIR, PROMPTHOST_PLUGIN_PATH, the build's and the "
+                "install's plugin folders)");
+  }
+  return find_plugin(method, extra_dirs);
 }
 
 }  // namespace ph::host

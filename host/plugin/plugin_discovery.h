@@ -21,6 +21,14 @@ std::vector<std::string> plugin_search_path(const std::vector<std::string>& extr
 std::shared_ptr<PluginLibrary> find_plugin(const std::string& name_or_file,
                                            const std::vector<std::string>& extra_dirs);
 
+// The plugin of a method named by a data file (an adapter's prompthost_adapter.json, a
+// run's trainer_state.json); `where` names the file and the field. A data file never
+// chooses a file to load: anything but a method name ([a-z0-9_]+) is refused before any
+// library is loaded, and the name is looked up on the search path only (find_plugin).
+std::shared_ptr<PluginLibrary> find_named_plugin(const std::string& method,
+                                                 const std::string& where,
+                                                 const std::vector<std::string>& extra_dirs);
+
 // Every shared library (*.so) on the search path, in search-path order and by file name
 // within a folder: loaded (library set) or why not (error set).
 struct PluginListing {

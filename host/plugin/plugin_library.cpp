@@ -13,6 +13,7 @@
 
 #include "host/plugin/abi_v1_0.h"
 #include "host/plugin/method_options.h"
+#include "host/plugin/plugin_call.h"
 #include "host/plugin/status.h"
 #include "models/common/error.h"
 
@@ -81,13 +82,6 @@ std::string missing_entry_reason(const boost::dll::shared_library& library) {
   return reason + " (built without prompthost_add_plugin / PH_EXPORT_METHOD?)";
 }
 
-bool is_method_name(const char* s) {
-  if (!s || !*s) return false;
-  for (; *s; ++s)
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_')) return false;
-  return true;
-}
-
 // The entry table and the descriptor, checked field by field before anything else is read.
 void check_entry(const std::string& path, const ph_plugin_entry* entry) {
   if (!entry) fail(path, std::string(PH_PLUGIN_ENTRY_SYMBOL) + "() returned NULL");
@@ -131,6 +125,13 @@ void check_entry(const std::string& path, const ph_plugin_entry* entry) {
 
 }  // namespace
 
+bool is_method_name(const char* s) {
+  if (!s || !*s) return false;
+  for (; *s; ++s)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_')) return false;
+  return true;
+}
+
 std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& path) {
   check_file(path);
   // The registry's key and what dlopen gets: the same file under any spelling of its path.
@@ -148,18 +149,22 @@ std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& path) {
   // plugin's symbols never satisfy another library's. Never deep-bind (ASan refuses it).
   std::error_code load_error;
   dlerror();  // clear any earlier message
-  impl->library.load(key, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local,
-                     load_error);
+  // dlopen runs the library's constructors: plugin code, before any table exists.
+  in_plugin_call(path.c_str(), "dlopen", [&] {
+    impl->library.load(key, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local,
+                       load_error);
+  });
   if (load_error || !impl->library.is_loaded()) {
     const char* message = dlerror();  // Boost keeps only an errc; dlopen's text says why
     fail(path, std::string("cannot be loaded: ") + (message ? message : load_error.message()));
   }
   if (!impl->library.has(PH_PLUGIN_ENTRY_SYMBOL)) fail(path, missing_entry_reason(impl->library));
   auto& entry_fn = impl->library.get<const ph_plugin_entry*()>(PH_PLUGIN_ENTRY_SYMBOL);
-  const ph_plugin_entry* entry = entry_fn();
+  const ph_plugin_entry* entry = in_plugin_call(path.c_str(), PH_PLUGIN_ENTRY_SYMBOL, entry_fn);
   check_entry(path, entry);
 
-  if (ph_status* status = entry->init(base_host())) {
+  if (ph_status* status = in_plugin_call(entry->descriptor->name, "init",
+                                         [&] { return entry->init(base_host()); })) {
     std::string message = status_message(status);
     base_host()->status_release(base_host(), status);
     fail(path, "init failed: " + message);
@@ -178,8 +183,8 @@ std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& path) {
 PluginLibrary::~PluginLibrary() {
   Registry& reg = registry();
   std::lock_guard<std::recursive_mutex> lock(reg.mutex);
-  if (impl_ && impl_->initialized) entry_->deinit();
-  if (impl_) impl_->library.unload();
+  if (impl_ && impl_->initialized) in_plugin_call(name(), "deinit", entry_->deinit);
+  if (impl_) in_plugin_call(path_.c_str(), "dlclose", [&] { impl_->library.unload(); });
   // Another load of the same file may have registered a new object meanwhile.
   if (auto it = reg.libraries.find(key_); it != reg.libraries.end() && it->second.expired())
     reg.libraries.erase(it);

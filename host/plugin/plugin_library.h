@@ -40,4 +40,7 @@ class PluginLibrary {
   const ph_plugin_entry* entry_ = nullptr;
 };
 
+// A method's name as descriptors, adapters and runs spell it: [a-z0-9_]+.
+bool is_method_name(const char* s);
+
 }  // namespace ph::host

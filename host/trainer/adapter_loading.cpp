@@ -12,7 +12,11 @@ namespace {
 
 std::shared_ptr<host::PluginLibrary> plugin_for(const AdapterInfo& a,
                                                 const std::vector<std::string>& plugin_paths) {
-  if (!a.plugin.empty()) return host::find_plugin(a.plugin, plugin_paths);
+  if (!a.plugin.empty()) {
+    const std::string where =
+        (std::filesystem::path(a.dir) / kAdapterInfoFile).string() + ": field \"plugin\"";
+    return host::find_named_plugin(a.plugin, where, plugin_paths);
+  }
   const std::string peft_type = a.peft_config["peft_type"].get<std::string>();
   std::string seen;
   for (const auto& p : host::list_plugins(plugin_paths)) {

@@ -156,6 +156,23 @@ nlohmann::json method_options(const host::PluginLibrary& library, const RunStart
   }
 }
 
+// The plugin of a resumed run. The run's file names its method (config.plugin); where
+// plugins are found comes from the command line (--plugin-path, or a --plugin the user
+// gives), never from the file.
+std::shared_ptr<host::PluginLibrary> resumed_plugin(const std::string& saved,
+                                                    const TrainConfig& given,
+                                                    const std::string& state_file) {
+  if (given.plugin.empty())
+    return host::find_named_plugin(saved, state_file + ": field \"config.plugin\"",
+                                   given.plugin_paths);
+  auto library = host::find_plugin(given.plugin, given.plugin_paths);
+  // A file saved by an older version may hold a path there: then the user's --plugin decides.
+  if (host::is_method_name(saved.c_str()) && saved != library->name())
+    throw Error(state_file + ": the run trains method \"" + saved + "\", but --plugin " +
+                given.plugin + " is \"" + library->name() + "\"");
+  return library;
+}
+
 }  // namespace
 
 TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
@@ -175,7 +192,11 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   }
   set_num_threads(cfg.threads);
 
-  auto library = host::find_plugin(cfg.plugin, cfg.plugin_paths);
+  auto library = start.state_file.empty()
+                     ? host::find_plugin(cfg.plugin, cfg.plugin_paths)
+                     : resumed_plugin(cfg.plugin, given, start.state_file);
+  cfg.plugin = library->name();  // what the run's file records: the method, never a path
+  cfg.plugin_paths = given.plugin_paths;
   const nlohmann::json options = method_options(*library, start);
   const Model model = load_model(start.inputs.model);
   start.inputs.check_model(model.config);

@@ -71,7 +71,9 @@ struct TrainSummary {
   bool already_finished = false;  // a resumed run that had finished: nothing was done
 };
 
-// Trains as configured (or continues the run in `resume_dir`, with its saved settings).
+// Trains as configured (or continues the run in `resume_dir`, with its saved settings;
+// the saved method is looked up by name on the search path of config.plugin_paths, or
+// is config.plugin when given: both from the command line, never from the run's files).
 // Throws ph::Error on any problem (bad data, unknown option, missing model, ...), and
 // OptionError for a setting out of range, before any work. The output folder is checked
 // first: it must be writable and hold no other run (unless config.overwrite).

@@ -79,8 +79,9 @@ std::vector<DynamicSymbol> exported_symbols(const std::string& path) {
       if (visibility != STV_DEFAULT && visibility != STV_PROTECTED) continue;
       require(sym.st_name < strtab.sh_size, "malformed symbol name offset");
       const char* name = bytes.data() + strtab.sh_offset + sym.st_name;
-      symbols.push_back({std::string(name, strnlen(name, strtab.sh_size - sym.st_name)), bind,
-                         static_cast<unsigned>(ELF64_ST_TYPE(sym.st_info))});
+      const unsigned type = ELF64_ST_TYPE(sym.st_info);  // an int: a narrowing in braces
+      symbols.push_back(
+          {std::string(name, strnlen(name, strtab.sh_size - sym.st_name)), bind, type});
     }
     return symbols;
   }

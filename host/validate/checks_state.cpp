@@ -55,7 +55,7 @@ bool same_parameters(const host::MethodInstance& a, const host::MethodInstance& 
   }
   for (size_t i = 0; i < pa.size(); ++i) {
     if (pa[i].name != pb[i].name || pa[i].shape != pb[i].shape ||
-        std::memcmp(pa[i].value, pb[i].value, pa[i].numel * sizeof(float)) != 0) {
+        !same_bytes(pa[i].value, pb[i].value, pa[i].numel)) {
       *first_difference = "parameter \"" + pa[i].name + "\"";
       return false;
     }
@@ -119,7 +119,8 @@ void check_determinism(const Context& ctx, Report& report) {
   probe_loss_and_gradient(*a, f.model, probe);
   probe_loss_and_gradient(*b, f.model, probe);
   const auto grads_a = flat_grads(*a), grads_b = flat_grads(*b);
-  require(std::memcmp(grads_a.data(), grads_b.data(), grads_a.size() * sizeof(float)) == 0,
+  require(grads_a.size() == grads_b.size() &&
+              same_bytes(grads_a.data(), grads_b.data(), grads_a.size()),
           "same seed, different parameter gradients");
 
   auto c = f.create(ctx.seed + 1);
@@ -166,8 +167,7 @@ void check_export(const Context& ctx, Report& report) {
   for (size_t i = 0; i < exported_from.size(); ++i)
     for (const auto& [name, tensor] : adapter.tensors)
       if (tensor.second.size() == exported_from[i].numel &&
-          std::memcmp(tensor.second.data(), exported_from[i].value,
-                      exported_from[i].numel * sizeof(float)) == 0) {
+          same_bytes(tensor.second.data(), exported_from[i].value, exported_from[i].numel)) {
         copies.emplace_back(i, name);
         break;
       }
@@ -177,7 +177,7 @@ void check_export(const Context& ctx, Report& report) {
   const auto imported_into = imported->parameters();
   for (const auto& [i, name] : copies) {
     const auto& values = adapter.tensors.at(name).second;
-    if (std::memcmp(values.data(), imported_into[i].value, values.size() * sizeof(float)) != 0)
+    if (!same_bytes(values.data(), imported_into[i].value, values.size()))
       throw CheckFailed("after import_adapter, parameter \"" + imported_into[i].name +
                         "\" does not show the imported \"" + name +
                         "\" through its view: did the plugin reallocate the parameter's memory? "

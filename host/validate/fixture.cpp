@@ -223,12 +223,15 @@ bool all_finite(const Injection& injection) {
          all_finite(injection.prefix.data(), injection.prefix.size());
 }
 
+bool same_bytes(const float* a, const float* b, size_t n) {
+  return n == 0 || std::memcmp(a, b, n * sizeof(float)) == 0;
+}
+
 bool bit_identical(const Injection& a, const Injection& b) {
   return a.virtual_tokens.shape() == b.virtual_tokens.shape() &&
          a.prefix.shape() == b.prefix.shape() &&
-         std::memcmp(a.virtual_tokens.data(), b.virtual_tokens.data(),
-                     a.virtual_tokens.size() * sizeof(float)) == 0 &&
-         std::memcmp(a.prefix.data(), b.prefix.data(), a.prefix.size() * sizeof(float)) == 0;
+         same_bytes(a.virtual_tokens.data(), b.virtual_tokens.data(), a.virtual_tokens.size()) &&
+         same_bytes(a.prefix.data(), b.prefix.data(), a.prefix.size());
 }
 
 double max_relative_difference(const Injection& a, const Injection& b) {

@@ -78,6 +78,9 @@ bool all_finite(const float* data, size_t n);
 bool all_finite(const Injection& injection);
 // Same shapes and the same bits.
 bool bit_identical(const Injection& a, const Injection& b);
+// The n floats at a and at b have the same bytes. n == 0 is true without reading, as an
+// empty tensor's or vector's data() may be null (which memcmp must never be given).
+bool same_bytes(const float* a, const float* b, size_t n);
 // max |a - b| / max(max |b|, tiny); infinity when the shapes differ.
 double max_relative_difference(const Injection& a, const Injection& b);
 std::string describe_shapes(const Injection& injection);

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "host/plugin/crash_report.h"
+
 namespace ph::validate {
 namespace {
 
@@ -47,6 +49,35 @@ void write_all(int fd, const std::string& text) {
 std::string signal_text(int signal) {
   const char* name = strsignal(signal);
   return "crash (signal " + std::to_string(signal) + (name ? std::string(", ") + name : "") + ")";
+}
+
+// A crash of the check's process, reported to the parent through the report pipe before
+// the signal is handed on: to the default action (the parent then also sees the signal)
+// or to a sanitizer's handler, which ends the process with an exit status of its own.
+int g_crash_fd = -1;
+std::string g_crash_reports[NSIG];  // the report for each signal, made before the check
+
+void write_crash_report(int signal) {
+  if (g_crash_fd >= 0 && signal > 0 && signal < NSIG)
+    write_all(g_crash_fd, g_crash_reports[signal]);
+}
+
+void report_crashes_to(int fd) {
+  g_crash_fd = fd;
+  for (int signal : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) {
+    const nlohmann::json report = {{"status", "FAIL"},
+                                   {"message", signal_text(signal)},
+                                   {"notes", nlohmann::json::array()},
+                                   {"crash", true}};
+    g_crash_reports[signal] = report.dump();
+  }
+  host::add_fatal_signal_note(&write_crash_report);
+}
+
+// Whether the child's text is a crash report (write_crash_report).
+bool crash_report(const std::string& text) {
+  const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.value("crash", false);
 }
 
 // Reads the child's report from `fd` until EOF or the deadline; false on timeout.
@@ -124,7 +155,9 @@ Result run_forked(const Check& check, const Context& ctx, double timeout_seconds
   if (pid == 0) {  // the child: run, report as one JSON object, leave without cleanup
     close(fds[0]);
     dup2(STDERR_FILENO, STDOUT_FILENO);
+    report_crashes_to(fds[1]);
     const Result r = run_in_process(check, ctx);
+    g_crash_fd = -1;  // the report below is the verdict now
     write_all(fds[1], to_json(r).dump());
     close(fds[1]);
     std::fflush(nullptr);
@@ -149,11 +182,12 @@ Result run_forked(const Check& check, const Context& ctx, double timeout_seconds
     result.message = std::string("timeout after ") + limit + " s";
   } else if (WIFSIGNALED(wstatus)) {
     result.message = signal_text(WTERMSIG(wstatus));
-  } else if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0 || text.empty()) {
+  } else if (!crash_report(text) &&
+             (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0 || text.empty())) {
     result.message = "the check's process exited with status " +
                      std::to_string(WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1) +
                      " without reporting (the plugin called exit?)";
-  } else {
+  } else {  // the check's report, or the crash report of a process a sanitizer ended
     try {
       const auto j = nlohmann::json::parse(text);
       result.status = status_from_word(j.at("status").get<std::string>());

@@ -4,13 +4,16 @@
 // optional key/value prefix (num_prefix_tokens > 0) so that both injection kinds are
 // exercised. Forward copies the parameters, backward accumulates.
 //
-// Built twice: as good_prompt, and as wrong_gradient with GOOD_PROMPT_GRADIENT_SCALE set
-// to a wrong value (a gradient check must catch it).
+// Built four times: as good_prompt; as wrong_gradient with GOOD_PROMPT_GRADIENT_SCALE set
+// to a wrong value (a gradient check must catch it); as crashes_on_request and
+// hangs_on_request, which crash or hang in the call PH_TEST_MISBEHAVE names (misbehave.h).
 #include <prompthost_sdk/sdk.hpp>
 
 #include <xtensor/xnoalias.hpp>
 
 #include <string>
+
+#include "misbehave.h"
 
 #ifndef GOOD_PROMPT_NAME
 #define GOOD_PROMPT_NAME "good_prompt"
@@ -63,6 +66,7 @@ class GoodPrompt : public Method {
         per_example_(ctx.config.at("per_example").get<bool>()),
         n_prefix_(ctx.config.at("num_prefix_tokens").get<size_t>()),
         model_(ctx.model) {
+    misbehave_if_requested("create");
     embedding_ = &add_parameter("embedding.weight", {n_, (size_t)model_.dim});
     check(ctx.random().fill_normal(ctx.host, ctx.seed, /*stream=*/0, 0.0f, 1.0f,
                                    embedding_->value.dl()));
@@ -79,6 +83,7 @@ class GoodPrompt : public Method {
   }
 
   void forward(const Batch& batch, bool, DLTensor* virtual_tokens, DLTensor* prefix) override {
+    misbehave_if_requested("forward", batch.step);
     const size_t sets = per_example_ ? (size_t)batch.size : 1, dim = (size_t)model_.dim;
     if (!virtual_tokens) throw Error(PH_ERR_INVALID_ARGUMENT, "no virtual_tokens output");
     expect_shape(*virtual_tokens, {sets, n_, dim}, "virtual_tokens");
@@ -96,6 +101,7 @@ class GoodPrompt : public Method {
 
   void backward(const Batch& batch, const DLTensor* grad_virtual,
                 const DLTensor* grad_prefix) override {
+    misbehave_if_requested("backward", batch.step);
     const size_t sets = per_example_ ? (size_t)batch.size : 1, dim = (size_t)model_.dim;
     if (!grad_virtual) throw Error(PH_ERR_INVALID_ARGUMENT, "no virtual_tokens gradient");
     expect_shape(*grad_virtual, {sets, n_, dim}, "grad_virtual");
@@ -113,6 +119,7 @@ class GoodPrompt : public Method {
   }
 
   void export_adapter(const ph_tensor_sink& sink) const override {
+    misbehave_if_requested("export");
     put_tensor(sink, "prompt_embeddings", embedding_->value.dl());
     if (prefix_) put_tensor(sink, "prefix_key_values", prefix_->value.dl());
     put_config(sink, {{"num_virtual_tokens", n_}, {"token_dim", model_.dim}});

@@ -141,7 +141,7 @@ TEST_CASE("peft: TEXT initialisation names the base model as the tokenizer PEFT 
     CHECK(read_file(out + "/" + kAdapterInfoFile)["options"]["tokenizer_name_or_path"].is_null());
 
     // one the user names is kept
-    const std::string named = out + "-named";
+    const std::string named = test::temp_dir(std::string("peft_files_text_named_") + plugin);
     TrainConfig n =
         one_step(plugin, named,
                  {"prompt_tuning_init=TEXT",

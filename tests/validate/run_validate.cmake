@@ -7,6 +7,8 @@
 #   -DEXPECT_FAIL="a|b"      optional: checks that must fail; no other check may fail
 #   -DEXPECT_STDOUT=regex    optional: stdout must match
 #   -DJSON=1                 optional: stdout is a JSON report (no closing line)
+#   -DPRELOAD=path           optional: a library to preload (LD_PRELOAD)
+#   -DEXPECT_STDERR=regex    optional: stderr must match
 # Unless EXPECT_CODE is 2 (usage error) or JSON is set, stdout must end with the closing
 # line "N passed, N failed, N skipped".
 cmake_policy(VERSION 3.25)
@@ -14,6 +16,11 @@ set(command "${VALIDATE}" "${PLUGIN}")
 if(DEFINED ARGS)
   string(REPLACE "|" ";" args "${ARGS}")
   list(APPEND command ${args})
+endif()
+if(DEFINED PRELOAD)
+  set(ENV{LD_PRELOAD} "${PRELOAD}")
+  # Under AddressSanitizer, a library loaded before its runtime is otherwise refused.
+  set(ENV{ASAN_OPTIONS} "$ENV{ASAN_OPTIONS}:verify_asan_link_order=0")
 endif()
 execute_process(COMMAND ${command} RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
 set(report "command: ${command}\nexit code: ${code}\nstdout:\n${out}\nstderr:\n${err}")
@@ -40,5 +47,8 @@ if(DEFINED EXPECT_FAIL)
 endif()
 if(DEFINED EXPECT_STDOUT AND NOT out MATCHES "${EXPECT_STDOUT}")
   message(FATAL_ERROR "stdout does not match '${EXPECT_STDOUT}'\n${report}")
+endif()
+if(DEFINED EXPECT_STDERR AND NOT err MATCHES "${EXPECT_STDERR}")
+  message(FATAL_ERROR "stderr does not match '${EXPECT_STDERR}'\n${report}")
 endif()
 message(STATUS "ok: exit ${code}\n${out}")
