@@ -12,13 +12,13 @@ const char* arch_name(Arch arch);
 struct ModelConfig {
   Arch arch = Arch::kLlama;
   int n_layers = 0;
-  int dim = 0;           // hidden size (model width)
-  int n_heads = 0;       // query heads
-  int n_kv_heads = 0;    // key/value heads (== n_heads without grouped-query attention)
-  int head_dim = 0;      // per head; n_heads * head_dim may differ from dim (config "head_dim")
-  int ffn_dim = 0;       // llama intermediate_size, gpt2 n_inner (4 * dim by default)
+  int dim = 0;         // hidden size (model width)
+  int n_heads = 0;     // query heads
+  int n_kv_heads = 0;  // key/value heads (== n_heads without grouped-query attention)
+  int head_dim = 0;    // per head; n_heads * head_dim may differ from dim (config "head_dim")
+  int ffn_dim = 0;     // llama intermediate_size, gpt2 n_inner (4 * dim by default)
   int vocab_size = 0;
-  int max_positions = 0; // context length (gpt2: size of the learned position table)
+  int max_positions = 0;  // context length (gpt2: size of the learned position table)
   float norm_eps = 1e-5f;
   float rope_theta = 10000.0f;  // llama only
   bool tied_head = false;       // output head shares the token embedding
@@ -32,6 +32,12 @@ struct ModelConfig {
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
   int qkv_dim() const { return q_dim() + 2 * kv_dim(); }
+
+  // The layer recipe as plain choices, decided here from the family and nowhere else: the
+  // engine's layers and passes read these, never `arch`.
+  bool rotary_positions() const { return arch == Arch::kLlama; }  // else a learned table
+  bool gated_mlp() const { return arch == Arch::kLlama; }  // SwiGLU over [gate|up], else GELU
+  bool layer_norm() const { return arch == Arch::kGpt2; }  // LayerNorm, else RMSNorm
 };
 
 // The largest sizes a model file may claim. Every open model is well inside them (the

@@ -243,7 +243,7 @@ double TrainingPass::step_flops() const {
   const State& st = *state_;
   const ModelConfig& c = st.model.config;
   const double R = st.layout.rows, D = c.dim, F = c.ffn_dim, hd = c.head_dim, H = c.n_heads;
-  const double pre_width = c.arch == Arch::kLlama ? 2 * F : F;
+  const double pre_width = c.gated_mlp() ? 2 * F : F;
   // projections: forward, and the same GEMMs transposed for the input gradient
   const double proj = 2 * R * (D * c.qkv_dim() + c.q_dim() * D + D * pre_width + F * D);
   // attention, per (segment, head): forward Q Kᵀ and P V over every visible key; backward
@@ -294,7 +294,7 @@ double TrainingPass::forward(const std::vector<Sequence>& batch, const Injection
   const int R = st.layout.rows;
   // The rotary table covers the positions in use, not the whole context (which may be
   // millions of positions long).
-  if (c.arch == Arch::kLlama && R > 0) {
+  if (c.rotary_positions() && R > 0) {
     const int last = *std::max_element(st.layout.positions.begin(), st.layout.positions.end());
     st.rope.ensure(last + 1, c.head_dim, c.rope_theta);
   }

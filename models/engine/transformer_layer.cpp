@@ -58,8 +58,7 @@ void TransformerLayer::forward(const BatchLayout& layout, const std::vector<KVSp
                                xt::xtensor<float, 2>& y, LayerScratch& scratch) const {
   const size_t R = layout.rows, D = config_.dim, F = config_.ffn_dim;
   const size_t qd = config_.q_dim(), qkvd = config_.qkv_dim();
-  const bool llama = config_.arch == Arch::kLlama;
-  const bool layer_norm = !llama;
+  const bool layer_norm = config_.layer_norm();
 
   // attention: x -> norm -> [q|k|v] -> rotary -> attention -> projection, plus residual
   xt::xtensor<float, 2>& a = scratch.normed;
@@ -70,7 +69,7 @@ void TransformerLayer::forward(const BatchLayout& layout, const std::vector<KVSp
                layer_norm ? acts.mean1.data() : nullptr, acts.rstd1.data());
   acts.qkv.resize({R, qkvd});
   linear_forward(w_.qkv, R, a.data(), D, acts.qkv.data(), qkvd);
-  if (llama) {
+  if (config_.rotary_positions()) {
     rope_apply(rope_, R, layout.positions.data(), config_.n_heads, acts.qkv.data(), qkvd, false);
     rope_apply(rope_, R, layout.positions.data(), config_.n_kv_heads, acts.qkv.data() + qd, qkvd,
                false);
@@ -92,7 +91,7 @@ void TransformerLayer::forward(const BatchLayout& layout, const std::vector<KVSp
   linear_forward(w_.mlp_in, R, a.data(), D, acts.mlp_pre.data(), pre_width);
   xt::xtensor<float, 2>& act = scratch.act;
   act.resize({R, F});
-  if (llama)
+  if (config_.gated_mlp())
     swiglu_forward(R, F, acts.mlp_pre.data(), act.data());
   else
     gelu_forward((long)(R * F), acts.mlp_pre.data(), act.data());
@@ -107,8 +106,7 @@ void TransformerLayer::backward(const BatchLayout& layout, const std::vector<KVS
                                 LayerScratch& scratch) const {
   const size_t R = layout.rows, D = config_.dim, F = config_.ffn_dim;
   const size_t qd = config_.q_dim(), qkvd = config_.qkv_dim();
-  const bool llama = config_.arch == Arch::kLlama;
-  const bool layer_norm = !llama;
+  const bool layer_norm = config_.layer_norm();
 
   // MLP: dy -> d act -> d pre-activation -> d normed -> d h (plus the residual's dy).
   // dx holds d h until the attention's share is added to it.
@@ -118,7 +116,7 @@ void TransformerLayer::backward(const BatchLayout& layout, const std::vector<KVS
   const size_t pre_width = w_.mlp_in.out;
   xt::xtensor<float, 2>& dpre = scratch.dpre;
   dpre.resize({R, pre_width});
-  if (llama)
+  if (config_.gated_mlp())
     swiglu_backward(R, F, acts.mlp_pre.data(), dact.data(), dpre.data());
   else
     gelu_backward((long)(R * F), acts.mlp_pre.data(), dact.data(), dpre.data());
@@ -141,7 +139,7 @@ void TransformerLayer::backward(const BatchLayout& layout, const std::vector<KVS
   auto segs = attention_segments(layout, external, acts, dqkv.data());
   for (auto& seg : segs) seg.dout = dattn.data() + (seg.out - acts.attn.data());  // same rows
   attention_backward(shape_, segs);
-  if (llama) {
+  if (config_.rotary_positions()) {
     rope_apply(rope_, R, layout.positions.data(), config_.n_heads, dqkv.data(), qkvd, true);
     rope_apply(rope_, R, layout.positions.data(), config_.n_kv_heads, dqkv.data() + qd, qkvd, true);
   }
