@@ -39,7 +39,7 @@ using Clock = std::chrono::steady_clock;
 ModelConfig shape_config(const std::string& name) {
   ModelConfig c;
   if (name == "gpt2-small") {
-    c.arch = Arch::kGpt2;
+    set_family(c, Arch::kGpt2);
     c.n_layers = 12, c.dim = 768, c.n_heads = 12, c.n_kv_heads = 12, c.head_dim = 64;
     c.ffn_dim = 3072, c.vocab_size = 50257, c.max_positions = 1024, c.tied_head = true;
   } else if (name == "smollm2-135m") {

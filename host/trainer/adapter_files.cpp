@@ -11,6 +11,23 @@ namespace ph::trainer {
 
 namespace fs = std::filesystem;
 
+// PEFT's adapter_config.json fields that are not method options (peft-spec §3): a
+// --config file may carry them; they are the host's to write.
+const std::vector<std::string> kPeftBaseFields = {"auto_mapping",
+                                                  "base_model_name_or_path",
+                                                  "inference_mode",
+                                                  "modules_to_save",
+                                                  "num_attention_heads",
+                                                  "num_layers",
+                                                  "num_transformer_submodules",
+                                                  "peft_type",
+                                                  "peft_version",
+                                                  "revision",
+                                                  "task_type",
+                                                  "token_dim",
+                                                  "tokenizer_name_or_path",
+                                                  "tokenizer_kwargs"};
+
 namespace {
 
 std::string join(const std::string& dir, const char* file) {

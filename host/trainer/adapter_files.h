@@ -14,6 +14,10 @@
 
 namespace ph::trainer {
 
+// PEFT's adapter_config.json fields that are not method options (peft-spec §3): a
+// --config file may carry them; they are the host's to write.
+extern const std::vector<std::string> kPeftBaseFields;
+
 constexpr const char* kAdapterConfigFile = "adapter_config.json";
 constexpr const char* kAdapterModelFile = "adapter_model.safetensors";
 constexpr const char* kAdapterInfoFile = "prompthost_adapter.json";

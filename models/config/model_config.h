@@ -2,15 +2,43 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace ph {
 
-enum class Arch { kLlama, kGpt2 };
+// The family a model comes from (for naming it; the engine reads the recipe below).
+enum class Arch { kLlama, kGpt2, kT5, kBert, kRoberta, kBloom, kGemma };
 
 const char* arch_name(Arch arch);
 
+// What the model is used for, named as PEFT names it (adapter_config.json's task_type).
+enum class TaskType { kCausalLm, kSeq2SeqLm, kSeqCls };
+
+const char* task_type_name(TaskType task);  // "CAUSAL_LM", "SEQ_2_SEQ_LM", "SEQ_CLS"
+// The task type PEFT calls `name`; throws ph::Error listing the known names otherwise.
+TaskType parse_task_type(const std::string& name);
+
+// --- The layer recipe: plain choices each family makes, read by the engine -------------
+enum class NormKind { kRms, kLayer };  // RMSNorm (T5's and Gemma's too) or LayerNorm
+enum class Activation { kGeluTanh, kGeluErf, kRelu, kSilu };
+enum class Positions {
+  kRotary,    // llama: rotary embedding of q and k
+  kLearned,   // gpt2, bert: a learned table added to the input
+  kAlibi,     // bloom: a per-head linear bias on the key's distance
+  kRelative,  // t5: learned per-head biases of bucketed distances
+};
+enum class Stacks { kDecoder, kEncoder, kEncoderDecoder };
+// How a classification model turns hidden states into class scores.
+enum class ClassifierHead {
+  kNone,
+  kLastToken,    // decoders: `score` at each sequence's last real token
+  kPooler,       // bert: tanh(pooler(h[0])) -> classifier
+  kDenseTanh,    // roberta: classifier.dense -> tanh -> classifier.out_proj on h[0]
+};
+
 struct ModelConfig {
   Arch arch = Arch::kLlama;
+  std::string model_type;  // config.json's model_type ("" for llama2.c files)
   int n_layers = 0;
   int dim = 0;         // hidden size (model width)
   int n_heads = 0;     // query heads
@@ -29,16 +57,38 @@ struct ModelConfig {
   // text: generation stops there (llama2.c checkpoints; llama2.c's run.c does the same).
   bool bos_ends_text = false;
 
+  // The layer recipe, decided by the family (models/families/) and nowhere else: the
+  // engine's layers and passes read these, never `arch`.
+  NormKind norm = NormKind::kRms;
+  Activation activation = Activation::kSilu;
+  bool gated_mlp = true;  // mlp_in is fused [gate | up]: f(gate) * up
+  Positions positions = Positions::kRotary;
+  bool post_norm = false;     // bert: norm after each residual add instead of before
+  float attn_scale = 0.0f;    // 0: 1/sqrt(head_dim); t5: 1 (no scale)
+  float embed_scale = 1.0f;   // gemma: sqrt(dim), applied to virtual tokens too
+  Stacks stacks = Stacks::kDecoder;
+  TaskType task = TaskType::kCausalLm;  // from config.json's `architectures`
+  ClassifierHead classifier = ClassifierHead::kNone;
+  std::vector<std::string> labels;  // SEQ_CLS: class names, id order (id2label)
+  int pad_id = -1;
+  int decoder_start_id = -1;  // encoder-decoders: the decoder's first input token
+  int n_decoder_layers = 0;   // encoder-decoders: the decoder stack (n_layers: the encoder)
+
+  int num_labels() const { return (int)labels.size(); }
+
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
   int qkv_dim() const { return q_dim() + 2 * kv_dim(); }
 
-  // The layer recipe as plain choices, decided here from the family and nowhere else: the
-  // engine's layers and passes read these, never `arch`.
-  bool rotary_positions() const { return arch == Arch::kLlama; }  // else a learned table
-  bool gated_mlp() const { return arch == Arch::kLlama; }  // SwiGLU over [gate|up], else GELU
-  bool layer_norm() const { return arch == Arch::kGpt2; }  // LayerNorm, else RMSNorm
+  bool rotary_positions() const { return positions == Positions::kRotary; }
+  bool layer_norm() const { return norm == NormKind::kLayer; }
 };
+
+// Sets `arch` and the recipe fields to that family's usual choices (llama's are the
+// defaults above; gpt2: LayerNorm, tanh-GELU, plain MLP, learned positions). For configs
+// built in code (random models, benchmarks, tests); families parsing config.json call it
+// first and then set what their config says.
+void set_family(ModelConfig& config, Arch arch);
 
 // The largest sizes a model file may claim. Every open model is well inside them (the
 // largest have ~130 layers, widths of ~50k and vocabularies of ~260k); a file claiming
@@ -53,7 +103,7 @@ constexpr int kMaxPositions = 1 << 24;  // context length
 // heads divisible by key/value heads, ...). `source` names the file in the error message.
 void validate_config(const ModelConfig& config, const std::string& source);
 
-// Parses a Hugging Face config.json (model_type "llama", "mistral", "qwen2", "gpt2", ...).
+// Parses a Hugging Face config.json with the family its model_type names (models/families/).
 // Throws ph::Error naming the file and the field for anything missing or inconsistent.
 ModelConfig parse_hf_config(const std::string& config_json_path);
 

@@ -17,7 +17,7 @@ std::vector<const KVSpan*> spans_of(const AttentionSegment& seg) {
   std::vector<const KVSpan*> spans;
   for (const auto& c : seg.context)
     if (c.n > 0) spans.push_back(&c);
-  spans.push_back(&seg.own);
+  if (seg.own.n > 0) spans.push_back(&seg.own);
   return spans;
 }
 
@@ -27,14 +27,34 @@ int total_keys(const AttentionSegment& seg) {
   return total;
 }
 
-// scores[len, total] = scale · Q_h K_gᵀ over every span. Entries of own keys after the
-// query (the causal mask) are computed too, and ignored by the callers.
-void scaled_scores(const AttentionSegment& seg, const std::vector<const KVSpan*>& spans, int h,
-                   int g, int hd, float scale, int total, float* scores) {
+float scale_of(const AttentionShape& shape) {
+  return shape.scale > 0.0f ? shape.scale : 1.0f / std::sqrt((float)shape.head_dim);
+}
+
+// Keys query t sees: the contexts and own keys up to t (causal), or every key.
+int visible_keys(const AttentionSegment& seg, int total, int t) {
+  return seg.causal ? total - seg.own.n + t + 1 : total;
+}
+
+// scores[len, total] = scale · Q_h K_gᵀ (+ the distance bias) over every span. Entries of
+// own keys after the query (the causal mask) are computed too, and ignored by the callers.
+void scaled_scores(const AttentionShape& shape, const AttentionSegment& seg,
+                   const std::vector<const KVSpan*>& spans, int h, int g, int total,
+                   float* scores) {
+  const int hd = shape.head_dim;
   int col = 0;
   for (const KVSpan* s : spans) {
-    gemm(false, true, seg.len, s->n, hd, scale, seg.q + (size_t)h * hd, (int)seg.q_stride,
-         s->k + (size_t)g * s->head_stride, (int)s->pos_stride, 0.0f, scores + col, total);
+    gemm(false, true, seg.len, s->n, hd, scale_of(shape), seg.q + (size_t)h * hd,
+         (int)seg.q_stride, s->k + (size_t)g * s->head_stride, (int)s->pos_stride, 0.0f,
+         scores + col, total);
+    if (shape.bias) {
+      const float* table = shape.bias->table + h * shape.bias->head_stride + shape.bias->center;
+      for (int t = 0; t < seg.len; ++t) {
+        const float* b = table + (s->pos0 - (seg.q_pos0 + t));
+        float* row = scores + (size_t)t * total + col;
+        for (int j = 0; j < s->n; ++j) row[j] += b[j];
+      }
+    }
     col += s->n;
   }
 }
@@ -62,7 +82,6 @@ void for_each_unit(int units, long work, Unit unit) {
 // Units of work are (segment, head) pairs.
 void attention_forward(const AttentionShape& shape, const std::vector<AttentionSegment>& segs) {
   const int hd = shape.head_dim, H = shape.n_heads, group = shape.n_heads / shape.n_kv_heads;
-  const float scale = 1.0f / std::sqrt((float)hd);
   long work = 0;
   size_t scratch = 0;
   for (const auto& seg : segs) {
@@ -79,11 +98,11 @@ void attention_forward(const AttentionShape& shape, const std::vector<AttentionS
     std::vector<float>& p = sc.p;
     p.resize(scratch);
     const auto spans = spans_of(seg);
-    const int total = total_keys(seg), n_context = total - seg.len;
-    scaled_scores(seg, spans, h, g, hd, scale, total, p.data());
+    const int total = total_keys(seg);
+    scaled_scores(shape, seg, spans, h, g, total, p.data());
     for (int t = 0; t < seg.len; ++t) {  // softmax over the visible keys, keeping the lse
       float* row = p.data() + (size_t)t * total;
-      const int visible = n_context + t + 1;
+      const int visible = visible_keys(seg, total, t);
       seg.lse[(size_t)h * seg.len + t] = softmax_inplace(visible, row);
       std::fill(row + visible, row + total, 0.0f);
     }
@@ -108,7 +127,7 @@ void attention_forward(const AttentionShape& shape, const std::vector<AttentionS
 // thread count or on which thread ran which unit.
 void attention_backward(const AttentionShape& shape, const std::vector<AttentionSegment>& segs) {
   const int hd = shape.head_dim, G = shape.n_kv_heads, group = shape.n_heads / shape.n_kv_heads;
-  const float scale = 1.0f / std::sqrt((float)hd);
+  const float scale = scale_of(shape);
   long work = 0;
   size_t scratch = 0, partial_size = 0;  // partial_size: per unit, all of its context spans
   std::vector<size_t> partial_offset(segs.size() + 1, 0);
@@ -135,7 +154,7 @@ void attention_backward(const AttentionShape& shape, const std::vector<Attention
     p.resize(scratch);
     dp.resize(scratch);
     const auto spans = spans_of(seg);
-    const int total = total_keys(seg), n_context = total - seg.len;
+    const int total = total_keys(seg);
     // Where each span's dk/dv go for this unit: the own span directly (only this unit
     // writes it), a context span into this unit's partial buffer as [n, hd] blocks.
     std::vector<float*> dk(spans.size(), nullptr), dv(spans.size(), nullptr);
@@ -157,10 +176,10 @@ void attention_backward(const AttentionShape& shape, const std::vector<Attention
     }
     delta.resize(seg.len);
     for (int h = g * group; h < (g + 1) * group; ++h) {
-      scaled_scores(seg, spans, h, g, hd, scale, total, p.data());
+      scaled_scores(shape, seg, spans, h, g, total, p.data());
       for (int t = 0; t < seg.len; ++t) {
         float* row = p.data() + (size_t)t * total;
-        const int visible = n_context + t + 1;
+        const int visible = visible_keys(seg, total, t);
         exp_shifted(visible, seg.lse[(size_t)h * seg.len + t], row);
         std::fill(row + visible, row + total, 0.0f);
         const float* o = seg.out + (size_t)t * seg.out_stride + (size_t)h * hd;

@@ -38,10 +38,22 @@ constexpr int virtual_index(int32_t token) {
 }
 
 struct Sequence {
-  std::vector<int32_t> tokens;  // token ids, or virtual_slot(k)
-  // Empty (nothing scored) or one per token, transformers' convention: labels[t] is the
-  // target predicted from position t-1; kIgnoreLabel is not scored.
+  // Token ids, or virtual_slot(k). Causal LMs: the sequence; encoder-decoders: the
+  // encoder's input; classifiers: the text classified.
+  std::vector<int32_t> tokens;
+  // Causal LMs: empty (nothing scored) or one per token, transformers' convention:
+  // labels[t] is the target predicted from position t-1; kIgnoreLabel is not scored.
   std::vector<int32_t> labels;
+  // Encoder-decoders (SEQ_2_SEQ_LM): the decoder's input (ids or virtual slots; the
+  // shift-right of the targets, starting with the decoder start token) and one label per
+  // decoder token, T5's convention: decoder_labels[t] is the target scored at decoder
+  // position t itself (not shifted); kIgnoreLabel is not scored.
+  std::vector<int32_t> decoder_tokens, decoder_labels;
+  // Classifiers (SEQ_CLS): the class id, or kIgnoreLabel (not scored).
+  int32_t class_label = kIgnoreLabel;
+  // Encoders with token types (bert): one per token (virtual tokens included), or empty
+  // for all 0.
+  std::vector<int32_t> token_types;
 };
 
 struct Injection {
@@ -51,12 +63,17 @@ struct Injection {
   // Key/value prefix [layers, 2, kv_heads, n_prefix, head_dim]: [l][0] keys, [l][1]
   // values. Size 0 when the method injects none.
   xt::xtensor<float, 5> prefix;
+  // SEQ_CLS: the classification head being trained, by transformers' module path
+  // ("classifier.weight", "classifier.out_proj.bias", "score.weight", ...; PEFT's
+  // modules_to_save). Empty: the model's own head (Model::classifier).
+  NamedTensors head;
 };
 
 // d loss / d injection, same shapes as the injection it belongs to.
 struct InjectionGrad {
   xt::xtensor<float, 3> virtual_tokens;
   xt::xtensor<float, 5> prefix;
+  NamedTensors head;  // one per tensor of Injection::head (of Model::classifier if empty)
 };
 
 struct PassOptions {
@@ -68,6 +85,8 @@ struct PassOptions {
   bool all_logits = false;
 };
 
+class PassImpl;  // pass_impl.h
+
 // One forward (and optionally backward) of a batch. Holds the activations backward needs.
 class TrainingPass {
  public:
@@ -76,7 +95,8 @@ class TrainingPass {
   TrainingPass(const TrainingPass&) = delete;
   TrainingPass& operator=(const TrainingPass&) = delete;
 
-  // Mean causal-LM cross-entropy over scored labels (0 when nothing is scored).
+  // Mean cross-entropy over scored labels (0 when nothing is scored): causal-LM tokens,
+  // decoder tokens (SEQ_2_SEQ_LM) or classes (SEQ_CLS), as the model's task says.
   // Validates the batch: token ids within the vocabulary, virtual slots within the
   // injection, lengths within the context; throws ph::Error otherwise.
   double forward(const std::vector<Sequence>& batch, const Injection& injection);
@@ -89,15 +109,15 @@ class TrainingPass {
   // (nats) and how many it has — for evaluation and for ranking candidate outputs.
   const std::vector<double>& sequence_nll() const;
   const std::vector<int>& sequence_scored() const;
-  // With options.all_logits: per sequence, [real tokens, vocab] in order of position.
+  // With options.all_logits: per sequence, [real tokens, vocab] in order of position
+  // (encoder-decoders: the real decoder tokens; classifiers: [1, classes]).
   const std::vector<xt::xtensor<float, 2>>& logits() const;
   // The loss's gradient with respect to the injection of the last forward. `grad` is
   // resized to the injection's shapes and overwritten.
   void backward(InjectionGrad& grad);
 
  private:
-  struct State;
-  std::unique_ptr<State> state_;
+  std::unique_ptr<PassImpl> impl_;
 };
 
 // The key/value cache of one sequence being decoded.

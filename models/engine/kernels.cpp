@@ -242,6 +242,127 @@ void swiglu_backward(int rows, int ffn, const float* gate_up, const float* dy, f
   });
 }
 
+// Any activation f, plain (y = f(x)) or gated over fused rows [gate | up] (y = f(gate) ·
+// up). Each activation is a value and a derivative, dispatched once outside the loops so
+// that the loops vectorise; silu and tanh-GELU take the fast paths above.
+
+namespace {
+
+struct GeluErf {
+  static float value(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+  static float slope(float x) {
+    return 0.5f * (1.0f + std::erf(x * 0.70710678118654752f)) +
+           x * 0.3989422804014327f * std::exp(-0.5f * x * x);
+  }
+};
+struct GeluTanh {
+  static float value(float x) {
+    return 0.5f * x * (1.0f + tanh_inline(kGeluScale * (x + kGeluCubic * x * x * x)));
+  }
+  static float slope(float x) {
+    const float t = tanh_inline(kGeluScale * (x + kGeluCubic * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * kGeluScale * (1.0f + 3.0f * kGeluCubic * x * x);
+  }
+};
+struct Relu {
+  static float value(float x) { return x > 0.0f ? x : 0.0f; }
+  static float slope(float x) { return x > 0.0f ? 1.0f : 0.0f; }
+};
+struct Silu {
+  static float value(float x) { return x / (1.0f + exp_inline(-x)); }
+  static float slope(float x) {
+    const float sig = 1.0f / (1.0f + exp_inline(-x));
+    return sig * (1.0f + x * (1.0f - sig));
+  }
+};
+
+template <class F>
+void gated_forward_as(int rows, int ffn, const float* gate_up, float* y) {
+  parallel_for(rows, ffn, [&](long r0, long r1) {
+    for (long r = r0; r < r1; ++r) {
+      const float* g = gate_up + (size_t)r * 2 * ffn;
+      const float* u = g + ffn;
+      float* yr = y + (size_t)r * ffn;
+#pragma omp simd
+      for (int i = 0; i < ffn; ++i) yr[i] = F::value(g[i]) * u[i];
+    }
+  });
+}
+
+template <class F>
+void gated_backward_as(int rows, int ffn, const float* gate_up, const float* dy, float* dgate_up) {
+  parallel_for(rows, ffn, [&](long r0, long r1) {
+    for (long r = r0; r < r1; ++r) {
+      const float* g = gate_up + (size_t)r * 2 * ffn;
+      const float* u = g + ffn;
+      const float* dyr = dy + (size_t)r * ffn;
+      float* dg = dgate_up + (size_t)r * 2 * ffn;
+      float* du = dg + ffn;
+#pragma omp simd
+      for (int i = 0; i < ffn; ++i) {
+        du[i] = dyr[i] * F::value(g[i]);
+        dg[i] = dyr[i] * u[i] * F::slope(g[i]);
+      }
+    }
+  });
+}
+
+template <class F>
+void plain_forward_as(long n, const float* x, float* y) {
+  parallel_for(n, 1, [&](long i0, long i1) {
+#pragma omp simd
+    for (long i = i0; i < i1; ++i) y[i] = F::value(x[i]);
+  });
+}
+
+template <class F>
+void plain_backward_as(long n, const float* x, const float* dy, float* dx) {
+  parallel_for(n, 1, [&](long i0, long i1) {
+#pragma omp simd
+    for (long i = i0; i < i1; ++i) dx[i] = dy[i] * F::slope(x[i]);
+  });
+}
+
+}  // namespace
+
+void activation_forward(Activation act, long n, const float* x, float* y) {
+  switch (act) {
+    case Activation::kGeluTanh: return gelu_forward(n, x, y);
+    case Activation::kGeluErf: return plain_forward_as<GeluErf>(n, x, y);
+    case Activation::kRelu: return plain_forward_as<Relu>(n, x, y);
+    case Activation::kSilu: return plain_forward_as<Silu>(n, x, y);
+  }
+}
+
+void activation_backward(Activation act, long n, const float* x, const float* dy, float* dx) {
+  switch (act) {
+    case Activation::kGeluTanh: return gelu_backward(n, x, dy, dx);
+    case Activation::kGeluErf: return plain_backward_as<GeluErf>(n, x, dy, dx);
+    case Activation::kRelu: return plain_backward_as<Relu>(n, x, dy, dx);
+    case Activation::kSilu: return plain_backward_as<Silu>(n, x, dy, dx);
+  }
+}
+
+void gated_forward(Activation act, int rows, int ffn, const float* gate_up, float* y) {
+  switch (act) {
+    case Activation::kSilu: return swiglu_forward(rows, ffn, gate_up, y);
+    case Activation::kGeluTanh: return gated_forward_as<GeluTanh>(rows, ffn, gate_up, y);
+    case Activation::kGeluErf: return gated_forward_as<GeluErf>(rows, ffn, gate_up, y);
+    case Activation::kRelu: return gated_forward_as<Relu>(rows, ffn, gate_up, y);
+  }
+}
+
+void gated_backward(Activation act, int rows, int ffn, const float* gate_up, const float* dy,
+                    float* dgate_up) {
+  switch (act) {
+    case Activation::kSilu: return swiglu_backward(rows, ffn, gate_up, dy, dgate_up);
+    case Activation::kGeluTanh:
+      return gated_backward_as<GeluTanh>(rows, ffn, gate_up, dy, dgate_up);
+    case Activation::kGeluErf: return gated_backward_as<GeluErf>(rows, ffn, gate_up, dy, dgate_up);
+    case Activation::kRelu: return gated_backward_as<Relu>(rows, ffn, gate_up, dy, dgate_up);
+  }
+}
+
 // ---------------------------------------------------------------- copies
 
 void copy_floats(long n, const float* src, float* dst) {

@@ -53,6 +53,14 @@ void swiglu_forward(int rows, int ffn, const float* gate_up, float* y);
 // d gate_up[rows, 2*ffn] from dy[rows, ffn]
 void swiglu_backward(int rows, int ffn, const float* gate_up, const float* dy, float* dgate_up);
 
+// Any of the recipe's activations (model_config.h): y = f(x), and gated over fused rows
+// [gate (ffn) | up (ffn)]: y[rows, ffn] = f(gate) * up (SwiGLU, GeGLU, T5's gated-gelu).
+void activation_forward(Activation act, long n, const float* x, float* y);
+void activation_backward(Activation act, long n, const float* x, const float* dy, float* dx);
+void gated_forward(Activation act, int rows, int ffn, const float* gate_up, float* y);
+void gated_backward(Activation act, int rows, int ffn, const float* gate_up, const float* dy,
+                    float* dgate_up);
+
 // --- Plain copies and sums, threaded ----------------------------------------------------
 void copy_floats(long n, const float* src, float* dst);
 // dst += src

@@ -6,8 +6,12 @@
 // `storage` keeps the memory alive for as long as the Model lives.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
+
+#include <xtensor/xarray.hpp>
 
 #include "models/config/model_config.h"
 
@@ -39,6 +43,9 @@ struct LayerWeights {
   Linear mlp_out;  // [dim] <- [ffn]
 };
 
+// Tensors by name (a classification head's weights, by transformers' module path).
+using NamedTensors = std::map<std::string, xt::xarray<float>>;
+
 // Something that owns memory the weights point into (an mmap, a vector).
 struct WeightStorage {
   virtual ~WeightStorage() = default;
@@ -51,6 +58,9 @@ struct Model {
   std::vector<LayerWeights> layers;
   Norm final_norm;
   Linear head;  // [vocab] <- [dim]; aliases token_embedding when tied
+  // SEQ_CLS models: the base model's classification head, by transformers' module path
+  // (the starting point of the head a prompt method trains with it).
+  NamedTensors classifier;
   std::vector<std::shared_ptr<WeightStorage>> storage;
 
   // An owned float buffer of `count` elements whose lifetime is tied to this model.

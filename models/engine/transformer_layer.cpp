@@ -8,7 +8,7 @@ namespace ph {
 
 TransformerLayer::TransformerLayer(const Model& model, int layer, const RopeTable& rope)
     : config_(model.config), w_(model.layers[layer]), rope_(rope) {
-  shape_ = {config_.n_heads, config_.n_kv_heads, config_.head_dim};
+  shape_ = {config_.n_heads, config_.n_kv_heads, config_.head_dim, config_.attn_scale, nullptr};
 }
 
 // Builds each segment's view of this layer's keys and values. The qkv rows hold, per
@@ -21,6 +21,7 @@ std::vector<AttentionSegment> TransformerLayer::attention_segments(
   const float* qkv = acts.qkv.data();
   auto rows_span = [&](int row0, int n) {
     KVSpan s;
+    s.pos0 = n > 0 ? layout.positions[row0] : 0;
     s.k = qkv + row0 * stride + qd;
     s.v = qkv + row0 * stride + qd + kvd;
     s.n = n;
@@ -37,6 +38,7 @@ std::vector<AttentionSegment> TransformerLayer::attention_segments(
   for (const Segment& sg : layout.segments) {
     AttentionSegment a;
     a.len = sg.len;
+    a.q_pos0 = sg.len > 0 ? layout.positions[sg.row0] : 0;
     a.q = qkv + sg.row0 * stride;
     a.dq = dqkv ? dqkv + sg.row0 * stride : nullptr;
     a.q_stride = stride;
@@ -91,10 +93,10 @@ void TransformerLayer::forward(const BatchLayout& layout, const std::vector<KVSp
   linear_forward(w_.mlp_in, R, a.data(), D, acts.mlp_pre.data(), pre_width);
   xt::xtensor<float, 2>& act = scratch.act;
   act.resize({R, F});
-  if (config_.gated_mlp())
-    swiglu_forward(R, F, acts.mlp_pre.data(), act.data());
+  if (config_.gated_mlp)
+    gated_forward(config_.activation, R, F, acts.mlp_pre.data(), act.data());
   else
-    gelu_forward((long)(R * F), acts.mlp_pre.data(), act.data());
+    activation_forward(config_.activation, (long)(R * F), acts.mlp_pre.data(), act.data());
   y.resize({R, D});
   copy_floats(R * D, acts.h.data(), y.data());  // y = h + act · W_down (+ b)
   linear_forward(w_.mlp_out, R, act.data(), F, y.data(), D, true);
@@ -116,10 +118,11 @@ void TransformerLayer::backward(const BatchLayout& layout, const std::vector<KVS
   const size_t pre_width = w_.mlp_in.out;
   xt::xtensor<float, 2>& dpre = scratch.dpre;
   dpre.resize({R, pre_width});
-  if (config_.gated_mlp())
-    swiglu_backward(R, F, acts.mlp_pre.data(), dact.data(), dpre.data());
+  if (config_.gated_mlp)
+    gated_backward(config_.activation, R, F, acts.mlp_pre.data(), dact.data(), dpre.data());
   else
-    gelu_backward((long)(R * F), acts.mlp_pre.data(), dact.data(), dpre.data());
+    activation_backward(config_.activation, (long)(R * F), acts.mlp_pre.data(), dact.data(),
+                        dpre.data());
   xt::xtensor<float, 2>& dnormed = scratch.dnormed;
   dnormed.resize({R, D});
   linear_backward_input(w_.mlp_in, R, dpre.data(), pre_width, dnormed.data(), D, false);

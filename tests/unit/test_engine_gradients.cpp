@@ -37,7 +37,7 @@ ModelConfig llama_config(int kv_heads, bool qkv_bias, int head_dim, bool tied) {
 
 ModelConfig gpt2_config() {
   ModelConfig c;
-  c.arch = Arch::kGpt2;
+  set_family(c, Arch::kGpt2);
   c.n_layers = 2;
   c.dim = 32;
   c.n_heads = 4;

@@ -80,7 +80,9 @@ xt::xtensor<float, 2> full_forward_logits(const Model& model, const std::vector<
   PassOptions po;
   po.all_logits = true;
   TrainingPass pass(model, po);
-  pass.forward({Sequence{tokens, {}}}, injection);
+  Sequence sequence;
+  sequence.tokens = tokens;
+  pass.forward({sequence}, injection);
   return pass.logits().at(0);
 }
 

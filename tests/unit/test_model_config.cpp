@@ -247,6 +247,6 @@ TEST_CASE("config: validate_config checks the kernels' invariants", "[config]") 
   bad.bos_id = -5;
   REQUIRE_THROWS_WITH(ph::validate_config(bad, "src.bin"), Contains("bos_id (-5)"));
   bad = c;
-  bad.arch = ph::Arch::kGpt2;  // gpt2 has no grouped-query attention
+  ph::set_family(bad, ph::Arch::kGpt2);  // gpt2 has no grouped-query attention
   REQUIRE_THROWS_WITH(ph::validate_config(bad, "src.bin"), Contains("gpt2 needs"));
 }
