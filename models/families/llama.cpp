@@ -29,6 +29,7 @@ ModelConfig parse_llama_family(const ConfigReader& r, const std::string& model_t
                 ")");
   }
   c.qkv_bias = model_type == "qwen2" || r.optional_bool("attention_bias", false);
+  c.classifier = ClassifierHead::kLastToken;  // ...ForSequenceClassification's `score`
 
   // What the kernels do not implement is refused rather than silently computed wrong.
   const std::string act = r.optional_string("hidden_act", "silu");
@@ -51,7 +52,18 @@ ModelConfig parse_llama_family(const ConfigReader& r, const std::string& model_t
   return c;
 }
 
+const float* plain_gain(TensorReader& w, const std::string& name, int64_t dim) {
+  return w.keep(name, {dim});
+}
+
 void load_llama(TensorReader& w, Model& m, const std::string& dir) {
+  load_llama_layout(w, m, dir, plain_gain);
+}
+
+}  // namespace
+
+void load_llama_layout(TensorReader& w, Model& m, const std::string& dir,
+                       const float* (*norm_gain)(TensorReader&, const std::string&, int64_t)) {
   const ModelConfig& c = m.config;
   const int64_t D = c.dim, V = c.vocab_size, F = c.ffn_dim;
   const int64_t Q = c.q_dim(), KV = c.kv_dim();
@@ -60,7 +72,7 @@ void load_llama(TensorReader& w, Model& m, const std::string& dir) {
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = layer_prefix("model.layers.", l);
     LayerWeights& L = m.layers[l];
-    L.attn_norm = {w.keep(p + "input_layernorm.weight", {D}), nullptr};
+    L.attn_norm = {norm_gain(w, p + "input_layernorm.weight", D), nullptr};
 
     // One GEMM for q, k and v: rows q, then k, then v.
     const std::string attn = p + "self_attn.";
@@ -80,26 +92,15 @@ void load_llama(TensorReader& w, Model& m, const std::string& dir) {
     }
     L.attn_out = {w.keep(p + "self_attn.o_proj.weight", {D, Q}), nullptr, c.q_dim(), c.dim, false};
 
-    L.mlp_norm = {w.keep(p + "post_attention_layernorm.weight", {D}), nullptr};
+    L.mlp_norm = {norm_gain(w, p + "post_attention_layernorm.weight", D), nullptr};
     // One GEMM for gate and up: rows gate, then up.
     L.mlp_in = {w.fuse({{p + "mlp.gate_proj.weight", {F, D}}, {p + "mlp.up_proj.weight", {F, D}}}),
                 nullptr, c.dim, 2 * c.ffn_dim, false};
     L.mlp_out = {w.keep(p + "mlp.down_proj.weight", {D, F}), nullptr, c.ffn_dim, c.dim, false};
   }
-  m.final_norm = {w.keep("model.norm.weight", {D}), nullptr};
-
-  if (c.tied_head) {
-    m.head = {m.token_embedding, nullptr, c.dim, c.vocab_size, false};
-  } else if (!w.has("lm_head.weight")) {
-    throw Error(dir +
-                ": tensor 'lm_head.weight' is missing and config.json does not tie the "
-                "output head to the embedding (tie_word_embeddings is false)");
-  } else {
-    m.head = {w.keep("lm_head.weight", {V, D}), nullptr, c.dim, c.vocab_size, false};
-  }
+  m.final_norm = {norm_gain(w, "model.norm.weight", D), nullptr};
+  load_output_head(w, m, dir, "lm_head.weight");
 }
-
-}  // namespace
 
 const Family kLlamaFamily = {"llama", {"llama", "mistral", "qwen2"}, parse_llama_family,
                              load_llama};
