@@ -24,12 +24,7 @@ Activation gemma_activation(const ConfigReader& r) {
 ModelConfig parse_gemma(const ConfigReader& r, const std::string&) {
   ModelConfig c;
   set_family(c, Arch::kGemma);
-  c.dim = r.required_size("hidden_size", kMaxWidth);
-  c.ffn_dim = r.required_size("intermediate_size", kMaxWidth);
-  c.n_heads = r.required_size("num_attention_heads", kMaxWidth);
-  c.n_kv_heads = r.optional_size("num_key_value_heads", c.n_heads, kMaxWidth);
-  c.n_layers = r.required_size("num_hidden_layers", kMaxLayers);
-  c.vocab_size = r.required_size("vocab_size", kMaxVocab);
+  read_llama_sizes(r, c);
   // GemmaConfig's defaults for what config.json may omit
   c.max_positions = r.optional_size("max_position_embeddings", 8192, kMaxPositions);
   c.head_dim = r.optional_size("head_dim", 256, kMaxWidth);
@@ -41,10 +36,6 @@ ModelConfig parse_gemma(const ConfigReader& r, const std::string&) {
   // transformers multiplies by sqrt(hidden) in the activations' dtype (float32 here)
   c.embed_scale = (float)std::sqrt((double)c.dim);
   c.classifier = ClassifierHead::kLastToken;  // GemmaForSequenceClassification's `score`
-  if (c.n_heads % c.n_kv_heads != 0)
-    throw Error(r.path() + ": field 'num_attention_heads' (" + std::to_string(c.n_heads) +
-                ") is not divisible by 'num_key_value_heads' (" + std::to_string(c.n_kv_heads) +
-                ")");
   if (r.has("rope_scaling"))
     throw Error(r.path() +
                 ": field 'rope_scaling' is set; scaled rotary embeddings are not "

@@ -16,6 +16,7 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xview.hpp>
 
+#include "gradient_check.h"
 #include "models/common/error.h"
 #include "models/engine/alibi.h"
 #include "models/engine/engine.h"
@@ -126,66 +127,6 @@ Injection make_injection(const Scenario& s, const Model& model, int batch, std::
   return inj;
 }
 
-// Every trained value, in a fixed order: the injection's and then its head's.
-std::vector<float*> values_of(Injection& inj) {
-  std::vector<float*> p;
-  for (auto& v : inj.virtual_tokens) p.push_back(&v);
-  for (auto& v : inj.prefix) p.push_back(&v);
-  for (auto& [name, t] : inj.head)
-    for (auto& v : t) p.push_back(&v);
-  return p;
-}
-
-std::vector<float> grad_values(const InjectionGrad& g) {
-  std::vector<float> v(g.virtual_tokens.begin(), g.virtual_tokens.end());
-  v.insert(v.end(), g.prefix.begin(), g.prefix.end());
-  for (const auto& [name, t] : g.head) v.insert(v.end(), t.begin(), t.end());
-  return v;
-}
-
-double loss_along(const Model& model, const std::vector<Sequence>& batch, Injection inj,
-                  const std::vector<double>& u, double eps) {
-  auto p = values_of(inj);
-  for (size_t i = 0; i < p.size(); ++i) *p[i] += (float)(eps * u[i]);
-  TrainingPass pass(model);
-  return pass.forward(batch, inj);
-}
-
-// The central difference of the loss along u equals <grad, u>, for u the normalised
-// gradient and three random unit directions (float32 differences are too noisy per element),
-// each u nonzero only on the values [first, last) (one part of what is trained).
-void check_directions(const Model& model, const std::vector<Sequence>& batch, const Injection& inj,
-                      const std::vector<float>& grad, size_t first, size_t last,
-                      const std::string& name, std::mt19937& rng) {
-  std::vector<float> g(grad.size(), 0.0f);
-  std::copy(grad.begin() + first, grad.begin() + last, g.begin() + first);
-  double norm = 0.0;
-  for (float v : g) norm += (double)v * v;
-  norm = std::sqrt(norm);
-  REQUIRE(norm > 0.0);
-  std::vector<std::vector<double>> directions;
-  directions.emplace_back(g.begin(), g.end());
-  std::normal_distribution<double> normal;
-  for (int k = 0; k < 3; ++k) {
-    std::vector<double> u(g.size(), 0.0);
-    for (size_t i = first; i < last; ++i) u[i] = normal(rng);
-    directions.push_back(u);
-  }
-  for (auto& u : directions) {
-    double un = 0.0;
-    for (double v : u) un += v * v;
-    for (double& v : u) v /= std::sqrt(un);
-    const double eps = 1e-2;
-    const double fd =
-        (loss_along(model, batch, inj, u, eps) - loss_along(model, batch, inj, u, -eps)) /
-        (2 * eps);
-    double analytic = 0.0;
-    for (size_t i = 0; i < g.size(); ++i) analytic += g[i] * u[i];
-    INFO(name << ": finite difference " << fd << ", analytic " << analytic << ", |grad| " << norm);
-    CHECK(std::abs(fd - analytic) <= 2e-3 * norm + 1e-5);
-  }
-}
-
 void check_gradient(const Model& model, const Scenario& s, uint32_t seed) {
   std::mt19937 rng(seed);
   const auto batch = make_batch(s, model.config, rng);
@@ -197,12 +138,12 @@ void check_gradient(const Model& model, const Scenario& s, uint32_t seed) {
   pass.backward(grad);
   REQUIRE(grad.head.size() == inj.head.size());
   // the injection and the head separately (the head's gradient would dominate the whole)
-  const auto g = grad_values(grad);
+  const auto g = test::trained_grad(grad);
   const size_t n_injection = grad.virtual_tokens.size() + grad.prefix.size();
-  check_directions(model, batch, inj, g, 0, n_injection, s.name, rng);
+  test::check_directions(model, batch, inj, g, 0, n_injection, s.name, rng);
   if (n_injection < g.size())
-    check_directions(model, batch, inj, g, n_injection, g.size(), std::string(s.name) + " (head)",
-                     rng);
+    test::check_directions(model, batch, inj, g, n_injection, g.size(),
+                           std::string(s.name) + " (head)", rng);
 }
 
 }  // namespace
@@ -268,7 +209,7 @@ TEST_CASE("a classifier without a trained head uses the model's, and reports its
   a.backward(ga);
   b.backward(gb);
   REQUIRE(gb.head.count("score.weight"));
-  CHECK(grad_values(ga) == grad_values(gb));
+  CHECK(test::trained_grad(ga) == test::trained_grad(gb));
 }
 
 TEST_CASE("shared virtual tokens computed once classify as one set per example does",
