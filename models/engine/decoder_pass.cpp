@@ -59,6 +59,9 @@ void check_injection(const ModelConfig& c, const Injection& inj) {
                 std::to_string(pre.shape(4)) + "], the model needs [" + std::to_string(c.n_layers) +
                 ", 2, " + std::to_string(c.n_kv_heads) + ", n, " + std::to_string(c.head_dim) +
                 "]");
+  if (!inj.head.empty() && c.task != TaskType::kSeqCls)
+    throw Error(std::string("injection: a classification head, but the model is ") +
+                task_type_name(c.task) + " (its config.json's architectures)");
   if (inj.virtual_tokens.size() > 0 && inj.virtual_tokens.shape(2) != (size_t)c.dim)
     throw Error("injection: virtual tokens have width " +
                 std::to_string(inj.virtual_tokens.shape(2)) + ", the model's hidden size is " +

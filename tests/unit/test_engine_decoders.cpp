@@ -425,6 +425,16 @@ TEST_CASE("classification errors name the tensor, the sequence and the model", "
     CHECK_THROWS_WITH(pass.forward(batch, inj),
                       Contains("batch sequence 2") && Contains("class_label"));
   }
+  SECTION("a classification head for a causal LM") {
+    const Model lm = make_random_model(bloom_config(), 49);
+    Sequence seq;
+    seq.tokens = {1, 2, 3};
+    Injection head_only;
+    head_only.head = inj.head;
+    TrainingPass lm_pass(lm);
+    CHECK_THROWS_WITH(lm_pass.forward({seq}, head_only),
+                      Contains("classification head") && Contains("CAUSAL_LM"));
+  }
   SECTION("decoding with a classifier that has no LM head") {
     const Model cls = load_model(hf_model("llama-cls-tiny"));
     KVCache cache = make_kv_cache(cls, 8);
