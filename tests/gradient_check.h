@@ -36,6 +36,22 @@ inline std::vector<float> trained_grad(const InjectionGrad& g) {
   return v;
 }
 
+// An injection of `sets` sets of n_virtual virtual tokens and a prefix of n_prefix
+// positions (none of either when 0), drawn from `normal`.
+inline Injection random_injection(const ModelConfig& c, int sets, int n_virtual, int n_prefix,
+                                  std::normal_distribution<float>& normal, std::mt19937& rng) {
+  Injection inj;
+  if (n_virtual) {
+    inj.virtual_tokens = xt::zeros<float>({sets, n_virtual, c.dim});
+    for (auto& v : inj.virtual_tokens) v = normal(rng);
+  }
+  if (n_prefix) {
+    inj.prefix = xt::zeros<float>({c.n_layers, 2, c.n_kv_heads, n_prefix, c.head_dim});
+    for (auto& v : inj.prefix) v = normal(rng);
+  }
+  return inj;
+}
+
 inline double loss_along(const Model& model, const std::vector<Sequence>& batch, Injection inj,
                          const std::vector<double>& u, double eps) {
   auto p = trained_values(inj);

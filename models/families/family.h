@@ -33,8 +33,9 @@ extern const Family kGemmaFamily;
 void load_output_head(TensorReader& weights, Model& model, const std::string& dir,
                       const std::string& lm_head_name);
 // The sizes llama's config.json names (hidden_size, intermediate_size, num_attention_heads,
-// num_key_value_heads, num_hidden_layers, vocab_size), for the families named like it.
-void read_llama_sizes(const ConfigReader& config, ModelConfig& c);
+// num_key_value_heads, num_hidden_layers, vocab_size, head_dim), for the families named
+// like it. Without head_dim: default_head_dim, or hidden / heads when that is 0.
+void read_llama_sizes(const ConfigReader& config, ModelConfig& c, int default_head_dim);
 // The llama checkpoint layout (model.embed_tokens, model.layers.*, model.norm, the output
 // head), for llama.cpp and the families stored like it. norm_gain reads one RMSNorm gain
 // [dim] by tensor name (gemma stores w of (1 + w)).

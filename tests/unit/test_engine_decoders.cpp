@@ -110,15 +110,8 @@ std::vector<Sequence> make_batch(const Scenario& s, const ModelConfig& c, std::m
 Injection make_injection(const Scenario& s, const Model& model, int batch, std::mt19937& rng) {
   const ModelConfig& c = model.config;
   std::normal_distribution<float> normal(0.0f, 0.5f);
-  Injection inj;
-  if (s.n_virtual) {
-    inj.virtual_tokens = xt::zeros<float>({s.per_example ? batch : 1, s.n_virtual, c.dim});
-    for (auto& v : inj.virtual_tokens) v = normal(rng);
-  }
-  if (s.prefix) {
-    inj.prefix = xt::zeros<float>({c.n_layers, 2, c.n_kv_heads, s.prefix, c.head_dim});
-    for (auto& v : inj.prefix) v = normal(rng);
-  }
+  Injection inj =
+      test::random_injection(c, s.per_example ? batch : 1, s.n_virtual, s.prefix, normal, rng);
   // a trained head: the model's, moved away from it
   for (const auto& [name, t] : model.classifier) {
     inj.head[name] = t;

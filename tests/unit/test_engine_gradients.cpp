@@ -79,16 +79,7 @@ std::vector<Sequence> make_batch(const Scenario& s, int vocab, std::mt19937& rng
 
 Injection make_injection(const Scenario& s, const ModelConfig& c, int batch, std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, 0.5f);
-  Injection inj;
-  if (s.n_virtual) {
-    inj.virtual_tokens = xt::zeros<float>({s.per_example ? batch : 1, s.n_virtual, c.dim});
-    for (auto& v : inj.virtual_tokens) v = normal(rng);
-  }
-  if (s.prefix) {
-    inj.prefix = xt::zeros<float>({c.n_layers, 2, c.n_kv_heads, s.prefix, c.head_dim});
-    for (auto& v : inj.prefix) v = normal(rng);
-  }
-  return inj;
+  return test::random_injection(c, s.per_example ? batch : 1, s.n_virtual, s.prefix, normal, rng);
 }
 
 void check_gradient(const Model& model, const Scenario& s, uint32_t seed) {
