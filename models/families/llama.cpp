@@ -14,6 +14,9 @@ void read_llama_sizes(const ConfigReader& r, ModelConfig& c) {
   c.n_kv_heads = r.optional_size("num_key_value_heads", c.n_heads, kMaxWidth);
   c.n_layers = r.required_size("num_hidden_layers", kMaxLayers);
   c.vocab_size = r.required_size("vocab_size", kMaxVocab);
+}
+
+void check_kv_heads(const ConfigReader& r, const ModelConfig& c) {
   if (c.n_heads % c.n_kv_heads != 0) {
     throw Error(r.path() + ": field 'num_attention_heads' (" + std::to_string(c.n_heads) +
                 ") is not divisible by 'num_key_value_heads' (" + std::to_string(c.n_kv_heads) +
@@ -32,6 +35,7 @@ ModelConfig parse_llama_family(const ConfigReader& r, const std::string& model_t
   c.rope_theta = r.optional_float("rope_theta", 10000.0f);
   c.tied_head = r.optional_bool("tie_word_embeddings", false);
   c.head_dim = head_dim_of(r, c.dim, "hidden_size", c.n_heads, "num_attention_heads");
+  check_kv_heads(r, c);
   c.qkv_bias = model_type == "qwen2" || r.optional_bool("attention_bias", false);
   c.classifier = ClassifierHead::kLastToken;  // ...ForSequenceClassification's `score`
 
