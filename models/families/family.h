@@ -33,9 +33,11 @@ extern const Family kGemmaFamily;
 void load_output_head(TensorReader& weights, Model& model, const std::string& dir,
                       const std::string& lm_head_name);
 // The sizes llama's config.json names (hidden_size, intermediate_size, num_attention_heads,
-// num_key_value_heads, num_hidden_layers, vocab_size, head_dim), for the families named
-// like it. Without head_dim: default_head_dim, or hidden / heads when that is 0.
-void read_llama_sizes(const ConfigReader& config, ModelConfig& c, int default_head_dim);
+// num_key_value_heads, num_hidden_layers, vocab_size), for the families named like it.
+void read_llama_sizes(const ConfigReader& config, ModelConfig& c);
+// num_attention_heads divisible by num_key_value_heads (after head_dim is known, so that a
+// width that heads do not divide is reported first).
+void check_kv_heads(const ConfigReader& config, const ModelConfig& c);
 // The llama checkpoint layout (model.embed_tokens, model.layers.*, model.norm, the output
 // head), for llama.cpp and the families stored like it. norm_gain reads one RMSNorm gain
 // [dim] by tensor name (gemma stores w of (1 + w)).

@@ -24,9 +24,11 @@ Activation gemma_activation(const ConfigReader& r) {
 ModelConfig parse_gemma(const ConfigReader& r, const std::string&) {
   ModelConfig c;
   set_family(c, Arch::kGemma);
-  read_llama_sizes(r, c, 256);  // GemmaConfig's head_dim when config.json omits it
+  read_llama_sizes(r, c);
   // GemmaConfig's defaults for what config.json may omit
   c.max_positions = r.optional_size("max_position_embeddings", 8192, kMaxPositions);
+  c.head_dim = r.optional_size("head_dim", 256, kMaxWidth);
+  check_kv_heads(r, c);
   c.norm_eps = r.optional_float("rms_norm_eps", 1e-6f);
   c.rope_theta = r.optional_float("rope_theta", 10000.0f);
   c.tied_head = r.optional_bool("tie_word_embeddings", true);

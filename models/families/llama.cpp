@@ -7,16 +7,16 @@
 
 namespace ph {
 
-void read_llama_sizes(const ConfigReader& r, ModelConfig& c, int default_head_dim) {
+void read_llama_sizes(const ConfigReader& r, ModelConfig& c) {
   c.dim = r.required_size("hidden_size", kMaxWidth);
   c.ffn_dim = r.required_size("intermediate_size", kMaxWidth);
   c.n_heads = r.required_size("num_attention_heads", kMaxWidth);
   c.n_kv_heads = r.optional_size("num_key_value_heads", c.n_heads, kMaxWidth);
   c.n_layers = r.required_size("num_hidden_layers", kMaxLayers);
   c.vocab_size = r.required_size("vocab_size", kMaxVocab);
-  c.head_dim = default_head_dim > 0 && !r.has("head_dim")
-                   ? default_head_dim
-                   : head_dim_of(r, c.dim, "hidden_size", c.n_heads, "num_attention_heads");
+}
+
+void check_kv_heads(const ConfigReader& r, const ModelConfig& c) {
   if (c.n_heads % c.n_kv_heads != 0) {
     throw Error(r.path() + ": field 'num_attention_heads' (" + std::to_string(c.n_heads) +
                 ") is not divisible by 'num_key_value_heads' (" + std::to_string(c.n_kv_heads) +
@@ -29,11 +29,13 @@ namespace {
 ModelConfig parse_llama_family(const ConfigReader& r, const std::string& model_type) {
   ModelConfig c;
   set_family(c, Arch::kLlama);
-  read_llama_sizes(r, c, 0);
+  read_llama_sizes(r, c);
   c.max_positions = r.required_size("max_position_embeddings", kMaxPositions);
   c.norm_eps = r.optional_float("rms_norm_eps", 1e-6f);  // transformers' default
   c.rope_theta = r.optional_float("rope_theta", 10000.0f);
   c.tied_head = r.optional_bool("tie_word_embeddings", false);
+  c.head_dim = head_dim_of(r, c.dim, "hidden_size", c.n_heads, "num_attention_heads");
+  check_kv_heads(r, c);
   c.qkv_bias = model_type == "qwen2" || r.optional_bool("attention_bias", false);
   c.classifier = ClassifierHead::kLastToken;  // ...ForSequenceClassification's `score`
 
