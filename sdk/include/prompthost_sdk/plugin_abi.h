@@ -81,8 +81,9 @@ enum {
 /* ------------------------------------------------------------------ the frozen model */
 
 /* Facts of the frozen model a method is created for. Owned by the host; valid for the
- * life of every instance created with it; read-only. Since 1.0; the fields after eos_id
- * since 1.1 (check PH_HAS: a 1.0 host's table ends at eos_id). */
+ * life of every instance created with it; constant, so readable from any thread. Since
+ * 1.0; the fields after eos_id since 1.1 (check PH_HAS: a 1.0 host's table ends at
+ * eos_id). */
 typedef struct ph_model_info {
   uint32_t struct_size;
   const char* arch; /* the family: "llama", "gpt2", "t5", "bert", "roberta", "bloom", ... */
@@ -230,7 +231,8 @@ typedef struct ph_method_descriptor {
   uint32_t n_options;
   /* Since 1.1: the task types the method supports (PH_TASK_*), n_task_types of them. The
    * host refuses any other task type before creating an instance, naming these. NULL / 0
-   * (and a 1.0 descriptor): not declared; the host offers every task type. */
+   * (and a 1.0 descriptor): not declared; the host offers every task type. The array is
+   * the plugin's, static and constant like the descriptor: read from any thread. */
   const ph_task_type* task_types;
   uint32_t n_task_types;
 } ph_method_descriptor;
@@ -256,7 +258,8 @@ typedef struct ph_injection_spec {
    * decoder's input, unscored (SEQ_2_SEQ_LM only); the rows after those are the method's
    * to keep (saved and exported, e.g. PEFT's unused second half of a T5 prompt table):
    * the host does not feed them and their gradient is 0. n_input_virtual =
-   * n_decoder_virtual = 0 (or a 1.0 spec) means every row goes in the input. */
+   * n_decoder_virtual = 0 (or a 1.0 spec) means every row goes in the input. Part of the
+   * spec: owned by the instance, read by the host right after creation. */
   int32_t n_input_virtual;
   int32_t n_decoder_virtual;
 } ph_injection_spec;
