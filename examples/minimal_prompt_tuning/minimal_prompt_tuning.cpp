@@ -35,6 +35,11 @@ const ph_option kOptions[] = {
                           "standard deviation of the N(0, std^2) initialisation (PEFT: 1)"),
 };
 
+// The task types it supports (ABI 1.1): its n rows are PEFT's layout for one submodule,
+// decoders and classifiers; SEQ_2_SEQ_LM needs 2n (see plugins/prompt_tuning). The host
+// refuses the others before creating an instance.
+const ph_task_type kTaskTypes[] = {PH_TASK_CAUSAL_LM, PH_TASK_SEQ_CLS};
+
 // Read by the host before anything is created; static, so valid while the library is loaded.
 const ph_method_descriptor kDescriptor = {
     sizeof(ph_method_descriptor),
@@ -45,6 +50,8 @@ const ph_method_descriptor kDescriptor = {
     "example, shared by the batch.",
     kOptions,
     sizeof(kOptions) / sizeof(kOptions[0]),
+    kTaskTypes,
+    sizeof(kTaskTypes) / sizeof(kTaskTypes[0]),
 };
 
 // The stream of the host's random generator this method draws its initialisation from.

@@ -11,6 +11,7 @@
 #include "host/plugin/dl_tensor.h"
 #include "host/plugin/plugin_call.h"
 #include "host/plugin/status.h"
+#include "host/plugin/task_types.h"
 #include "models/common/error.h"
 
 namespace ph::host {
@@ -113,6 +114,7 @@ MethodInstance::MethodInstance(std::shared_ptr<PluginLibrary> library, const Mod
                                const nlohmann::json& options, uint64_t seed, bool for_import)
     : library_(std::move(library)), model_host_(model_host), options_(options) {
   if (!library_) throw Error("MethodInstance: no plugin library");
+  check_task_type_supported(library_->descriptor(), model_host_.task());
   const std::string config = options_.dump();
   const uint32_t flags = for_import ? (uint32_t)PH_CREATE_FOR_IMPORT : 0u;
   check_status(in_plugin("create",
@@ -171,12 +173,35 @@ void MethodInstance::read_injection_spec() {
                 std::to_string(max_positions) + "] (the model's context)");
   if (spec->per_example != 0 && spec->per_example != 1)
     throw Error(where + ": per_example is " + std::to_string(spec->per_example) + ", not 0 or 1");
-  spec_ = ph_injection_spec{sizeof(ph_injection_spec), spec->n_virtual, spec->per_example,
-                            spec->n_prefix, nullptr};
+  spec_ = ph_injection_spec{};
+  spec_.struct_size = sizeof(ph_injection_spec);
+  spec_.n_virtual = spec->n_virtual;
+  spec_.per_example = spec->per_example;
+  spec_.n_prefix = spec->n_prefix;
+  read_virtual_layout(*spec, where);
+  spec_.n_input_virtual = layout_.input;
+  spec_.n_decoder_virtual = layout_.decoder;
   if (spec->template_text) {
     template_ = spec->template_text;
     spec_.template_text = template_.c_str();
   }
+}
+
+void MethodInstance::read_virtual_layout(const ph_injection_spec& spec, const std::string& where) {
+  layout_ = VirtualLayout{spec.n_virtual, 0};
+  if (!PH_HAS(&spec, ph_injection_spec, n_decoder_virtual) ||
+      (spec.n_input_virtual == 0 && spec.n_decoder_virtual == 0))
+    return;  // 1.0's meaning: every row in the input
+  if (spec.n_input_virtual < 0 || spec.n_decoder_virtual < 0 ||
+      (int64_t)spec.n_input_virtual + spec.n_decoder_virtual > spec.n_virtual)
+    throw Error(where + ": n_input_virtual " + std::to_string(spec.n_input_virtual) +
+                " and n_decoder_virtual " + std::to_string(spec.n_decoder_virtual) +
+                " must be >= 0 and together at most n_virtual " + std::to_string(spec.n_virtual));
+  if (spec.n_decoder_virtual > 0 && model_host_.task() != TaskType::kSeq2SeqLm)
+    throw Error(where + ": " + std::to_string(spec.n_decoder_virtual) +
+                " virtual tokens for the decoder, but the task type is " +
+                task_type_name(model_host_.task()) + " (only SEQ_2_SEQ_LM has a decoder input)");
+  layout_ = VirtualLayout{spec.n_input_virtual, spec.n_decoder_virtual};
 }
 
 void MethodInstance::read_parameters() {

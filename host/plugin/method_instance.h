@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,20 +21,37 @@ namespace ph::host {
 // A ph_host whose services serve one frozen model (and its tokenizer, may be null: then
 // tokenize and prefix_from_text answer PH_ERR_UNSUPPORTED). The model and tokenizer must
 // outlive it, and it must outlive every instance created with it.
+//
+// Its ph_model_info tells plugins the task type `task` (default: the model's own,
+// model.config.task; the trainer passes --task-type's), with PEFT's
+// num_transformer_submodules for it, the encoder and decoder layer counts and the
+// number of classes. Any task type is accepted: whether it suits the model is the
+// caller's to check.
 class ModelHost {
  public:
-  ModelHost(const Model& model, const Tokenizer* tokenizer);
+  ModelHost(const Model& model, const Tokenizer* tokenizer,
+            std::optional<TaskType> task = std::nullopt);
   ~ModelHost();
   ModelHost(const ModelHost&) = delete;
   ModelHost& operator=(const ModelHost&) = delete;
   const ph_host* table() const;
   const ph_model_info& info() const;
   const Model& model() const;
+  TaskType task() const;
 
   struct Impl;  // public so that the service callbacks (model_host.cpp) can reach it
 
  private:
   std::unique_ptr<Impl> impl_;
+};
+
+// Which virtual-token slots of an instance's injection go where (ph_injection_spec's
+// n_input_virtual / n_decoder_virtual, 1.0 specs normalised): slots [0, input) in the
+// input (the encoder's for SEQ_2_SEQ_LM, placed by the template when there is one),
+// [input, input + decoder) before the decoder's input (unscored), the rest not fed.
+struct VirtualLayout {
+  int input = 0;
+  int decoder = 0;
 };
 
 struct ParameterView {
@@ -47,7 +65,9 @@ struct ParameterView {
 class MethodInstance {
  public:
   // Creates an instance with resolved options (see method_options.h) and a seed, and
-  // checks what it reports: its table, its injection spec, every parameter's tensors
+  // checks what it reports. A task type (model_host.task()) the plugin's descriptor does
+  // not list is refused before the plugin is called (check_task_type_supported); then it
+  // checks what the instance reports: its table, its injection spec, every parameter's tensors
   // (float32 on the CPU, compact row-major, grad shaped as value). Throws ph::Error
   // naming the plugin and the problem; a created-but-rejected instance is destroyed.
   // for_import: the instance is made to receive import_adapter (PH_CREATE_FOR_IMPORT).
@@ -62,6 +82,7 @@ class MethodInstance {
   // The spec read at creation; its template_text points into template_text() (or is NULL).
   ph_injection_spec injection() const { return spec_; }
   const std::string& template_text() const { return template_; }
+  VirtualLayout virtual_layout() const { return layout_; }
   const std::vector<ParameterView>& parameters() const { return parameters_; }
   size_t parameter_count_total() const;  // sum of numel
 
@@ -91,6 +112,7 @@ class MethodInstance {
   auto in_plugin(const char* call, Fn&& fn) const;
   void check_table();
   void read_injection_spec();
+  void read_virtual_layout(const ph_injection_spec& spec, const std::string& where);
   void read_parameters();
 
   std::shared_ptr<PluginLibrary> library_;  // first member: unloaded last
@@ -98,6 +120,7 @@ class MethodInstance {
   nlohmann::json options_;
   ph_method* method_ = nullptr;
   ph_injection_spec spec_{};
+  VirtualLayout layout_;
   std::string template_;
   std::vector<ParameterView> parameters_;
 };

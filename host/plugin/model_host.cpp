@@ -7,13 +7,15 @@
 #include "host/plugin/dl_tensor.h"
 #include "host/plugin/method_instance.h"
 #include "host/plugin/status.h"
+#include "host/plugin/task_types.h"
 
 namespace ph::host {
 
 struct ModelHost::Impl {
-  Impl(const Model& m, const Tokenizer* t) : model(m), tokenizer(t) {}
+  Impl(const Model& m, const Tokenizer* t, TaskType k) : model(m), tokenizer(t), task(k) {}
   const Model& model;
   const Tokenizer* tokenizer;
+  TaskType task;
   std::string arch;
   ph_model_info info{};
   ph_host_model service{};
@@ -143,10 +145,22 @@ ph_status* prefix_from_text(const ph_host* host, const char* text, DLTensor* out
   });
 }
 
+// The 1.1 facts: the task type and what follows from it and from the model's stacks.
+void fill_task_facts(ph_model_info& info, const ModelConfig& c, TaskType task) {
+  info.reserved_1_1 = 0;
+  info.task_type = to_abi_task_type(task);
+  info.num_transformer_submodules = task == TaskType::kSeq2SeqLm ? 2 : 1;  // PEFT's rule
+  info.n_encoder_layers = c.stacks == Stacks::kDecoder ? 0 : c.n_layers;
+  info.n_decoder_layers = c.stacks == Stacks::kDecoder          ? c.n_layers
+                          : c.stacks == Stacks::kEncoderDecoder ? c.n_decoder_layers
+                                                                : 0;
+  info.num_labels = task == TaskType::kSeqCls ? c.num_labels() : 0;
+}
+
 }  // namespace
 
-ModelHost::ModelHost(const Model& model, const Tokenizer* tokenizer)
-    : impl_(std::make_unique<Impl>(model, tokenizer)) {
+ModelHost::ModelHost(const Model& model, const Tokenizer* tokenizer, std::optional<TaskType> task)
+    : impl_(std::make_unique<Impl>(model, tokenizer, task.value_or(model.config.task))) {
   const ModelConfig& c = model.config;
   Impl& m = *impl_;
   m.arch = arch_name(c.arch);
@@ -162,6 +176,7 @@ ModelHost::ModelHost(const Model& model, const Tokenizer* tokenizer)
   // The config's ids when it has them, else the tokenizer's.
   m.info.bos_id = c.bos_id >= 0 ? c.bos_id : tokenizer ? tokenizer->bos_id() : -1;
   m.info.eos_id = c.eos_id >= 0 ? c.eos_id : tokenizer ? tokenizer->eos_id() : -1;
+  fill_task_facts(m.info, c, m.task);
 
   m.service = {sizeof(ph_host_model), &tokenize, &embed, &prefix_from_text};
   // The base host's status and log functions, with this model's services.
@@ -180,6 +195,9 @@ const ph_model_info& ModelHost::info() const {
 }
 const Model& ModelHost::model() const {
   return impl_->model;
+}
+TaskType ModelHost::task() const {
+  return impl_->task;
 }
 
 }  // namespace ph::host

@@ -15,6 +15,7 @@
 #include "host/plugin/method_options.h"
 #include "host/plugin/plugin_call.h"
 #include "host/plugin/status.h"
+#include "host/plugin/task_types.h"
 #include "models/common/error.h"
 
 namespace ph::host {
@@ -118,6 +119,7 @@ void check_entry(const std::string& path, const ph_plugin_entry* entry) {
     fail(path, std::string("its descriptor (") + d->name + ") has no peft_type");
   try {
     check_option_declarations(*d);
+    check_task_type_declaration(*d);
   } catch (const Error& e) {
     fail(path, e.what());
   }

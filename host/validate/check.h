@@ -11,12 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "models/config/model_config.h"
+
 namespace ph::validate {
 
 struct Context {
   std::string plugin;  // path of the plugin .so
   uint64_t seed = 1;
   std::vector<std::string> sets;  // --set key=value: options instead of the defaults
+  // The task type the fixture's model host tells the plugin (per_task_type sets it).
+  TaskType task = TaskType::kCausalLm;
 };
 
 class CheckFailed : public std::runtime_error {
@@ -51,6 +55,18 @@ struct Check {
 
 // Every check, in the order they run.
 const std::vector<Check>& all_checks();
+
+// Runs `body` once per task type the plugin supports (its descriptor's task types; all
+// of them when it declares none), with ctx.task set: the fixture's model host then tells
+// the plugin that task type (and its PEFT facts) over the same tiny decoder. The first
+// note says which task types were checked; every note of a run starts with its task
+// type, and a failure or skip names it. checks_task_types.cpp.
+void for_each_task_type(const Context& ctx, Report& report,
+                        void (*body)(const Context& ctx, Report& report));
+template <void (*Body)(const Context&, Report&)>
+void per_task_type(const Context& ctx, Report& report) {
+  for_each_task_type(ctx, report, Body);
+}
 
 // The checks, one group per file.
 void check_symbols(const Context& ctx, Report& report);           // checks_library.cpp

@@ -18,6 +18,7 @@
 
 #include "host/plugin/method_options.h"
 #include "host/plugin/status.h"
+#include "host/plugin/task_types.h"
 #include "host/validate/check.h"
 #include "host/validate/fixture.h"
 #include "models/loader/random_model.h"
@@ -371,6 +372,13 @@ void check_metadata(const Context& ctx, Report& report) {
   require(d.n_options == 0 || !host::describe_options(d).empty(), "describe_options is empty");
   report.note(std::string(d.name) + " " + d.version + " (" + d.peft_type + "), " +
               std::to_string(d.n_options) + " options, defaults " + resolved.dump());
+  // Task types (since 1.1): codes this runner does not know are a later minor's, not errors.
+  std::string tasks;
+  for (TaskType t : host::declared_task_types(d))
+    tasks += (tasks.empty() ? "" : ", ") + std::string(task_type_name(t));
+  const bool declares = PH_HAS(&d, ph_method_descriptor, n_task_types) && d.n_task_types > 0;
+  report.note("task types: " + (declares ? (tasks.empty() ? "none this runner knows" : tasks)
+                                         : std::string("not declared (offered every one)")));
 }
 
 void check_load_unload(const Context& ctx, Report& report) {

@@ -155,6 +155,18 @@ void check_export(const Context& ctx, Report& report) {
     require(adapter.config["peft_type"] == peft_type,
             "the exported config sets peft_type " + adapter.config["peft_type"].dump() +
                 ", the descriptor says \"" + peft_type + "\"");
+  // A method that writes PEFT's task fields writes those of the task type it was told.
+  const std::string task = task_type_name(ctx.task);
+  if (adapter.config.contains("task_type"))
+    require(adapter.config["task_type"] == task, "the exported config says task_type " +
+                                                     adapter.config["task_type"].dump() +
+                                                     ", the model host said " + task);
+  const int submodules = f.model_host->info().num_transformer_submodules;
+  if (adapter.config.contains("num_transformer_submodules"))
+    require(adapter.config["num_transformer_submodules"] == submodules,
+            "the exported config says num_transformer_submodules " +
+                adapter.config["num_transformer_submodules"].dump() + ", PEFT's for " + task +
+                " is " + std::to_string(submodules));
   host::MethodInstance::Adapter written = adapter;
   written.config = {{"peft_type", peft_type}};
   written.config.update(adapter.config);

@@ -129,7 +129,7 @@ Fixture::Fixture(const Context& ctx)
     : library(host::PluginLibrary::load(ctx.plugin)),
       model(make_random_model(tiny_model_config(), ctx.seed ^ 0x7e57ull)),
       tokenizer(make_byte_tokenizer(model.config.vocab_size)),
-      model_host(std::make_unique<host::ModelHost>(model, tokenizer.get())),
+      model_host(std::make_unique<host::ModelHost>(model, tokenizer.get(), ctx.task)),
       options(host::resolve_options(library->descriptor(), nlohmann::json::object(), ctx.sets)) {
   if (options.contains("num_tasks") && options["num_tasks"].is_number_integer())
     num_tasks = options["num_tasks"].get<int64_t>();
@@ -148,13 +148,19 @@ std::unique_ptr<host::MethodInstance> Fixture::create(uint64_t seed,
 
 Probe make_probe(const host::MethodInstance& instance, const Fixture& fixture, int batch_size,
                  std::mt19937_64& rng) {
-  const ph_injection_spec spec = instance.injection();
+  const host::VirtualLayout layout = instance.virtual_layout();
   const int vocab = fixture.model.config.vocab_size;
   Probe probe;
   for (int b = 0; b < batch_size; ++b) {
     Sequence seq;
     std::vector<bool> scored;
-    lay_out(instance.template_text(), spec.n_virtual, *fixture.tokenizer, rng, vocab, seq, scored);
+    // The decoder's virtual tokens (SEQ_2_SEQ_LM) go first: the fixture's one stack stands
+    // for both, so every slot the host feeds reaches the loss.
+    for (int k = 0; k < layout.decoder; ++k) {
+      seq.tokens.push_back(virtual_slot(layout.input + k));
+      scored.push_back(false);
+    }
+    lay_out(instance.template_text(), layout.input, *fixture.tokenizer, rng, vocab, seq, scored);
     // labels[t] is the target predicted from position t - 1, so position 0 is never scored.
     seq.labels.assign(seq.tokens.size(), kIgnoreLabel);
     bool any = false;

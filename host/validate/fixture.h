@@ -54,7 +54,8 @@ struct Probe {
 
 // `batch_size` sequences of different random lengths with the injection's virtual tokens
 // placed as its template says (all prepended without one), some labels scored, and task
-// ids in [0, num_tasks) when num_tasks > 0.
+// ids in [0, num_tasks) when num_tasks > 0. Only the slots the host feeds are placed
+// (MethodInstance::virtual_layout): the decoder's first, then the input's.
 Probe make_probe(const host::MethodInstance& instance, const Fixture& fixture, int batch_size,
                  std::mt19937_64& rng);
 

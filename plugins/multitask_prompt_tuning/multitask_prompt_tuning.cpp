@@ -2,6 +2,10 @@
 // layout (peft-spec §2.4): a shared prompt embedding [T, dim] multiplied element-wise by a
 // rank-r task matrix cols[t] @ rows[t] ([T, r] @ [r, dim]) for each example's task t.
 //
+// T = num_virtual_tokens * num_transformer_submodules (PEFT's total_virtual_tokens): for
+// SEQ_2_SEQ_LM, 2n rows, the first n before the encoder's input and the second n before
+// the decoder's (unscored), as PEFT feeds them.
+//
 // Parameters: embedding.weight [T, dim], prefix_task_cols [tasks, T, r],
 // prefix_task_rows [tasks, r, dim]. Export: prompt_embeddings (the raw shared embedding,
 // not multiplied), prefix_task_cols, prefix_task_rows.
@@ -48,6 +52,9 @@ const ph_option kOptions[] = {
                            "the base model (--model); PromptHost uses the model's tokenizer"),
 };
 
+// PEFT's prompt learning supports every task type PromptHost has.
+const ph_task_type kTaskTypes[] = {PH_TASK_CAUSAL_LM, PH_TASK_SEQ_2_SEQ_LM, PH_TASK_SEQ_CLS};
+
 const ph_method_descriptor kDescriptor = {
     sizeof(ph_method_descriptor),
     "multitask_prompt_tuning",
@@ -57,7 +64,9 @@ const ph_method_descriptor kDescriptor = {
     "low-rank matrix of each example's task; a target adapter can start from a source "
     "adapter's shared prompt and task tables.",
     kOptions,
-    sizeof(kOptions) / sizeof(kOptions[0])};
+    sizeof(kOptions) / sizeof(kOptions[0]),
+    kTaskTypes,
+    sizeof(kTaskTypes) / sizeof(kTaskTypes[0])};
 
 std::string shape_of(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -68,8 +77,9 @@ std::string shape_of(const std::vector<int64_t>& shape) {
 class MultitaskPromptTuning : public ph::sdk::Method {
  public:
   explicit MultitaskPromptTuning(const ph::sdk::MethodContext& ctx)
-      : Method(ctx), config_(ctx.config), dim_(ctx.model.dim) {
-    n_ = config_.at("num_virtual_tokens").get<int>();
+      : Method(ctx), config_(ctx.config), model_(ctx.model), dim_(ctx.model.dim) {
+    tokens_ = config_.at("num_virtual_tokens").get<int>();
+    n_ = tokens_ * model_.num_transformer_submodules;
     tasks_ = config_.at("num_tasks").get<int>();
     ranks_ = config_.at("num_ranks").get<int>();
     init_ = config_.at("prompt_tuning_init").get<std::string>();
@@ -105,8 +115,12 @@ class MultitaskPromptTuning : public ph::sdk::Method {
     if (from_source && !ctx.for_import) init_from_source(ctx, path.get<std::string>());
   }
 
+  // One set per example; for SEQ_2_SEQ_LM the second half goes before the decoder.
   ph_injection_spec injection() const override {
-    return ph_injection_spec{sizeof(ph_injection_spec), n_, 1, 0, nullptr};
+    ph_injection_spec spec = ph::sdk::virtual_tokens_spec(n_, /*per_example=*/true);
+    spec.n_input_virtual = tokens_;
+    spec.n_decoder_virtual = n_ - tokens_;
+    return spec;
   }
 
   void forward(const ph::sdk::Batch& batch, bool, DLTensor* virtual_tokens, DLTensor*) override {
@@ -184,15 +198,17 @@ class MultitaskPromptTuning : public ph::sdk::Method {
     // and raises if that is null. The exported tensors hold every value the source gave,
     // so PEFT's config names no source: RANDOM, whose values the load overwrites, and no
     // path. The options as given stay in prompthost_adapter.json.
-    put_config(sink, {{"num_virtual_tokens", n_},
-                      {"num_tasks", tasks_},
-                      {"num_ranks", ranks_},
-                      {"prompt_tuning_init", from_source_init() ? "RANDOM" : init_},
-                      {"prompt_tuning_init_text", config_.at("prompt_tuning_init_text")},
-                      {"prompt_tuning_init_state_dict_path", nullptr},
-                      {"prompt_tuning_init_task", config_.at("prompt_tuning_init_task")},
-                      {"tokenizer_name_or_path", config_.at("tokenizer_name_or_path")},
-                      {"tokenizer_kwargs", nullptr}});
+    nlohmann::json fields = ph::sdk::peft_model_fields(model_);
+    fields.update({{"num_virtual_tokens", tokens_},
+                   {"num_tasks", tasks_},
+                   {"num_ranks", ranks_},
+                   {"prompt_tuning_init", from_source_init() ? "RANDOM" : init_},
+                   {"prompt_tuning_init_text", config_.at("prompt_tuning_init_text")},
+                   {"prompt_tuning_init_state_dict_path", nullptr},
+                   {"prompt_tuning_init_task", config_.at("prompt_tuning_init_task")},
+                   {"tokenizer_name_or_path", config_.at("tokenizer_name_or_path")},
+                   {"tokenizer_kwargs", nullptr}});
+    put_config(sink, fields);
   }
 
   void import_adapter(const ph_tensor_source& source) override {
@@ -200,9 +216,10 @@ class MultitaskPromptTuning : public ph::sdk::Method {
     const DLTensor& e = get_tensor(source, "prompt_embeddings");
     const DLTensor& c = get_tensor(source, "prefix_task_cols");
     const DLTensor& r = get_tensor(source, "prefix_task_rows");
-    expect_shape(e, "prompt_embeddings", {n_, dim_}, "num_virtual_tokens, the model's hidden size");
+    expect_shape(e, "prompt_embeddings", {n_, dim_},
+                 "num_virtual_tokens * num_transformer_submodules, the model's hidden size");
     expect_shape(c, "prefix_task_cols", {tasks_, n_, ranks_},
-                 "num_tasks, num_virtual_tokens, num_ranks");
+                 "num_tasks, num_virtual_tokens * num_transformer_submodules, num_ranks");
     expect_shape(r, "prefix_task_rows", {tasks_, ranks_, dim_},
                  "num_tasks, num_ranks, the model's hidden size");
     auto ev = embedding_->value.values();
@@ -241,9 +258,10 @@ class MultitaskPromptTuning : public ph::sdk::Method {
 
   void check_injection_shape(const DLTensor& t, int64_t batch_size, const char* what) const {
     if (t.ndim != 3 || t.shape[0] != batch_size || t.shape[1] != n_ || t.shape[2] != dim_)
-      throw Error(PH_ERR_INVALID_ARGUMENT, std::string(what) + " is " + ph::sdk::shape_string(t) +
-                                               ", expected " + shape_of({batch_size, n_, dim_}) +
-                                               " (batch, num_virtual_tokens, dim)");
+      throw Error(PH_ERR_INVALID_ARGUMENT,
+                  std::string(what) + " is " + ph::sdk::shape_string(t) + ", expected " +
+                      shape_of({batch_size, n_, dim_}) +
+                      " (batch, num_virtual_tokens * num_transformer_submodules, dim)");
   }
 
   // w [T, dim] = cols[t] @ rows[t].
@@ -308,7 +326,7 @@ class MultitaskPromptTuning : public ph::sdk::Method {
   void init_from_source(const ph::sdk::MethodContext& ctx, const std::string& path) {
     const ph::sdk::Tensor e = read_source(ctx, path, "prompt_embeddings");
     source_shape(e, path, "prompt_embeddings", {n_, dim_},
-                 "num_virtual_tokens, the model's hidden size");
+                 "num_virtual_tokens * num_transformer_submodules, the model's hidden size");
     if (init_ == "ONLY_SOURCE_SHARED") {
       auto ev = embedding_->value.values();
       xt::noalias(ev) = e.values();
@@ -317,7 +335,7 @@ class MultitaskPromptTuning : public ph::sdk::Method {
     const ph::sdk::Tensor c = read_source(ctx, path, "prefix_task_cols");
     const ph::sdk::Tensor r = read_source(ctx, path, "prefix_task_rows");
     source_shape(c, path, "prefix_task_cols", {-1, n_, ranks_},
-                 "source tasks, num_virtual_tokens, num_ranks");
+                 "source tasks, num_virtual_tokens * num_transformer_submodules, num_ranks");
     const int64_t src_tasks = (int64_t)c.shape_sizes()[0];
     source_shape(r, path, "prefix_task_rows", {src_tasks, ranks_, dim_},
                  "source tasks, num_ranks, the model's hidden size");
@@ -352,8 +370,10 @@ class MultitaskPromptTuning : public ph::sdk::Method {
   }
 
   nlohmann::json config_;
+  ph_model_info model_;
   int dim_ = 0;
-  int n_ = 0;
+  int tokens_ = 0;  // num_virtual_tokens
+  int n_ = 0;       // rows of the tables: tokens_ * num_transformer_submodules
   int tasks_ = 1;
   int ranks_ = 1;
   std::string init_;

@@ -3,9 +3,12 @@
 // MLP, or a bidirectional LSTM and an MLP head) give the virtual tokens, prepended to the
 // input as PEFT does or placed by a `template` (PromptHost's extension).
 //
-// Parameters: embedding.weight [n, dim] and the encoder's (encoder.h). Export:
-// prompt_embeddings [n, dim], the encoder's output (the encoder is discarded, as in
-// PEFT); an imported adapter gives exactly those embeddings (inference mode).
+// Parameters: embedding.weight [r, dim] and the encoder's (encoder.h), r = n *
+// num_transformer_submodules (2n for SEQ_2_SEQ_LM, PEFT's layout: the encoder runs over
+// all 2n rows, so with the bidirectional LSTM the second n embeddings shape the first n
+// prompts, which alone go before the encoder's input). Export: prompt_embeddings
+// [r, dim], the encoder's output (the encoder is discarded, as in PEFT); an imported
+// adapter gives exactly those embeddings (inference mode).
 #include <prompthost_sdk/sdk.hpp>
 
 #include <cmath>
@@ -40,6 +43,9 @@ const ph_option kOptions[] = {
                            "(PEFT)"),
 };
 
+// PEFT's prompt learning supports every task type PromptHost has.
+const ph_task_type kTaskTypes[] = {PH_TASK_CAUSAL_LM, PH_TASK_SEQ_2_SEQ_LM, PH_TASK_SEQ_CLS};
+
 const ph_method_descriptor kDescriptor = {
     sizeof(ph_method_descriptor),
     "p_tuning",
@@ -49,13 +55,16 @@ const ph_method_descriptor kDescriptor = {
     "bidirectional LSTM encoder, prepended to the input of the frozen model (or placed by a "
     "template); the export keeps only the encoder's output, as PEFT does.",
     kOptions,
-    sizeof(kOptions) / sizeof(kOptions[0])};
+    sizeof(kOptions) / sizeof(kOptions[0]),
+    kTaskTypes,
+    sizeof(kTaskTypes) / sizeof(kTaskTypes[0])};
 
 class PTuning : public ph::sdk::Method {
  public:
   explicit PTuning(const ph::sdk::MethodContext& ctx)
-      : Method(ctx), config_(ctx.config), dim_(ctx.model.dim) {
+      : Method(ctx), config_(ctx.config), model_(ctx.model), dim_(ctx.model.dim) {
     n_ = config_.at("num_virtual_tokens").get<int>();
+    rows_ = n_ * model_.num_transformer_submodules;
     kind_ = config_.at("encoder_reparameterization_type").get<std::string>();
     const auto& hidden = config_.at("encoder_hidden_size");
     hidden_ = hidden.is_null() ? dim_ : hidden.get<int>();
@@ -80,7 +89,7 @@ class PTuning : public ph::sdk::Method {
     const ph_host_random& random = ctx.random();
     const ph_host* host = ctx.host;
     const uint64_t seed = ctx.seed;
-    embedding_ = &add_parameter("embedding.weight", {(size_t)n_, (size_t)dim_});
+    embedding_ = &add_parameter("embedding.weight", {(size_t)rows_, (size_t)dim_});
     ph::sdk::check(random.fill_normal(host, seed, 0, 0.0f, 1.0f, embedding_->value.dl()));
     uint64_t stream = 1;
     const p_tuning::AddParameter add =
@@ -104,23 +113,26 @@ class PTuning : public ph::sdk::Method {
     tape_ = encoder_->make_tape();
   }
 
+  // Every row is injected; the first n go in the input (where the template says).
   ph_injection_spec injection() const override {
-    return ph_injection_spec{sizeof(ph_injection_spec), n_, 0, 0,
-                             has_template_ ? template_.c_str() : nullptr};
+    ph_injection_spec spec = ph::sdk::virtual_tokens_spec(rows_);
+    spec.template_text = has_template_ ? template_.c_str() : nullptr;
+    spec.n_input_virtual = n_;
+    return spec;
   }
 
   void forward(const ph::sdk::Batch& batch, bool train, DLTensor* virtual_tokens,
                DLTensor*) override {
     check_shape(virtual_tokens, "virtual_tokens");
-    auto out = ph::sdk::view<float, 3>(*virtual_tokens);  // [1, n, dim]
+    auto out = ph::sdk::view<float, 3>(*virtual_tokens);  // [1, rows, dim]
     if (imported_) {
       const auto p = imported_->values();
-      for (int i = 0; i < n_; ++i)
+      for (int i = 0; i < rows_; ++i)
         for (int d = 0; d < dim_; ++d) out(0, i, d) = p(i, d);
       return;
     }
-    const Matrix prompts = encoder_->forward(embeddings(), n_, train, batch.step, tape_.get());
-    for (int i = 0; i < n_; ++i)
+    const Matrix prompts = encoder_->forward(embeddings(), rows_, train, batch.step, tape_.get());
+    for (int i = 0; i < rows_; ++i)
       for (int d = 0; d < dim_; ++d) out(0, i, d) = (float)prompts[(size_t)i * dim_ + d];
     have_tape_ = true;
   }
@@ -133,38 +145,42 @@ class PTuning : public ph::sdk::Method {
     if (!have_tape_) throw ph::sdk::Error(PH_ERR_INVALID_ARGUMENT, "backward before forward");
     check_shape(grad_virtual, "grad_virtual");
     const auto g = ph::sdk::view<const float, 3>(*grad_virtual);
-    Matrix grad_out((size_t)n_ * dim_);
-    for (int i = 0; i < n_; ++i)
+    Matrix grad_out((size_t)rows_ * dim_);
+    for (int i = 0; i < rows_; ++i)
       for (int d = 0; d < dim_; ++d) grad_out[(size_t)i * dim_ + d] = g(0, i, d);
-    const Matrix grad_x = encoder_->backward(*tape_, grad_out, n_);
+    const Matrix grad_x = encoder_->backward(*tape_, grad_out, rows_);
     float* ge = embedding_->grad.data();
     for (size_t i = 0; i < grad_x.size(); ++i) ge[i] += (float)grad_x[i];
   }
 
   void export_adapter(const ph_tensor_sink& sink) const override {
-    ph::sdk::Tensor prompts({(size_t)n_, (size_t)dim_});
+    ph::sdk::Tensor prompts({(size_t)rows_, (size_t)dim_});
     if (imported_) {
       prompts = *imported_;
     } else {
-      const Matrix out = encoder_->forward(embeddings(), n_, false, 0, nullptr);  // eval mode
+      const Matrix out = encoder_->forward(embeddings(), rows_, false, 0, nullptr);  // eval mode
       float* p = prompts.data();
       for (size_t i = 0; i < out.size(); ++i) p[i] = (float)out[i];
     }
     put_tensor(sink, "prompt_embeddings", prompts.dl());
-    put_config(sink, {{"num_virtual_tokens", n_},
-                      {"encoder_reparameterization_type", kind_},
-                      {"encoder_hidden_size", hidden_},
-                      {"encoder_num_layers", layers_},
-                      {"encoder_dropout", dropout_}});
+    nlohmann::json fields = ph::sdk::peft_model_fields(model_);
+    fields.update({{"num_virtual_tokens", n_},
+                   {"encoder_reparameterization_type", kind_},
+                   {"encoder_hidden_size", hidden_},
+                   {"encoder_num_layers", layers_},
+                   {"encoder_dropout", dropout_}});
+    put_config(sink, fields);
   }
 
   void import_adapter(const ph_tensor_source& source) override {
-    const DLTensor& t = get_tensor(source, "prompt_embeddings", {n_, dim_},
-                                   "num_virtual_tokens, the model's hidden size");
+    const DLTensor& t =
+        get_tensor(source, "prompt_embeddings", {rows_, dim_},
+                   "num_virtual_tokens * num_transformer_submodules, the model's hidden size");
     const auto src = ph::sdk::view<const float, 2>(t);
-    auto frozen = std::make_unique<ph::sdk::Tensor>(std::vector<size_t>{(size_t)n_, (size_t)dim_});
+    auto frozen =
+        std::make_unique<ph::sdk::Tensor>(std::vector<size_t>{(size_t)rows_, (size_t)dim_});
     auto dst = frozen->values();
-    for (int i = 0; i < n_; ++i)
+    for (int i = 0; i < rows_; ++i)
       for (int d = 0; d < dim_; ++d) dst(i, d) = src(i, d);
     imported_ = std::move(frozen);
     have_tape_ = false;
@@ -173,21 +189,23 @@ class PTuning : public ph::sdk::Method {
  private:
   Matrix embeddings() const {
     const float* w = embedding_->value.data();
-    return Matrix(w, w + (size_t)n_ * dim_);
+    return Matrix(w, w + (size_t)rows_ * dim_);
   }
 
   void check_shape(const DLTensor* t, const char* what) const {
-    if (!t || t->ndim != 3 || t->shape[0] != 1 || t->shape[1] != n_ || t->shape[2] != dim_)
+    if (!t || t->ndim != 3 || t->shape[0] != 1 || t->shape[1] != rows_ || t->shape[2] != dim_)
       throw ph::sdk::Error(PH_ERR_INVALID_ARGUMENT,
                            std::string("p_tuning: ") + what + " is " +
                                (t ? ph::sdk::shape_string(*t) : std::string("missing")) +
-                               ", expected [1, " + std::to_string(n_) + ", " +
+                               ", expected [1, " + std::to_string(rows_) + ", " +
                                std::to_string(dim_) + "]");
   }
 
   nlohmann::json config_;
+  ph_model_info model_;
   int dim_ = 0;
-  int n_ = 0;
+  int n_ = 0;     // num_virtual_tokens
+  int rows_ = 0;  // n * num_transformer_submodules: PEFT's table and the encoder's sequence
   std::string kind_;
   int hidden_ = 0;
   int layers_ = 0;

@@ -8,6 +8,11 @@
 // Export: prompt_embeddings [n, L*2*kv_dim], the flat prefix (the MLP's output when
 // projecting; the MLP is discarded). The flat vector of a position is split row-major
 // into [2L, kv_heads, head_dim], block 2l the keys and 2l+1 the values of layer l.
+// L is PEFT's num_layers, the model's n_layers: T5's encoder layers (config num_layers),
+// whatever the decoder has; the host maps the blocks onto the layers PEFT's way (for
+// SEQ_2_SEQ_LM, the decoder's self-attention). The width is always the model's key/value
+// geometry (n_kv_heads * head_dim), where PEFT's default hidden size fails for models
+// whose heads * head_dim differs from it (T5 with d_kv * heads != d_model, Gemma).
 #include <prompthost_sdk/sdk.hpp>
 
 #include <cmath>
@@ -40,6 +45,9 @@ const ph_option kOptions[] = {
                            "prefix_projection)"),
 };
 
+// PEFT's prompt learning supports every task type PromptHost has.
+const ph_task_type kTaskTypes[] = {PH_TASK_CAUSAL_LM, PH_TASK_SEQ_2_SEQ_LM, PH_TASK_SEQ_CLS};
+
 const ph_method_descriptor kDescriptor = {
     sizeof(ph_method_descriptor),
     "prefix_tuning",
@@ -48,7 +56,9 @@ const ph_method_descriptor kDescriptor = {
     "Prefix tuning (Li & Liang 2021): trainable key/value prefixes for every attention layer "
     "of the frozen model, optionally reparameterised by an MLP (prefix_projection).",
     kOptions,
-    sizeof(kOptions) / sizeof(kOptions[0])};
+    sizeof(kOptions) / sizeof(kOptions[0]),
+    kTaskTypes,
+    sizeof(kTaskTypes) / sizeof(kTaskTypes[0])};
 
 // y[r, o] = b[o] + sum_i x[r, i] * w[o, i]   (x [rows, in], w [out, in])
 void linear(const float* x, const float* w, const float* b, float* y, int rows, int in, int out) {
@@ -69,6 +79,7 @@ class PrefixTuning : public ph::sdk::Method {
   explicit PrefixTuning(const ph::sdk::MethodContext& ctx)
       : Method(ctx),
         config_(ctx.config),
+        model_(ctx.model),
         layers_(ctx.model.n_layers),
         kv_heads_(ctx.model.n_kv_heads),
         head_dim_(ctx.model.head_dim) {
@@ -125,7 +136,9 @@ class PrefixTuning : public ph::sdk::Method {
   }
 
   ph_injection_spec injection() const override {
-    return ph_injection_spec{sizeof(ph_injection_spec), 0, 0, n_, nullptr};
+    ph_injection_spec spec = ph::sdk::virtual_tokens_spec(0);
+    spec.n_prefix = n_;
+    return spec;
   }
 
   void forward(const ph::sdk::Batch&, bool, DLTensor*, DLTensor* prefix) override {
@@ -172,14 +185,16 @@ class PrefixTuning : public ph::sdk::Method {
   void export_adapter(const ph_tensor_sink& sink) const override {
     compute_flat();
     put_tensor(sink, "prompt_embeddings", flat_.dl());
-    put_config(sink, {{"num_virtual_tokens", n_},
-                      {"encoder_hidden_size", hidden_},
-                      {"init_weights", config_.at("init_weights")},
-                      {"prefix_projection", projection_},
-                      // PEFT writes the key/value geometry for prefix methods (GQA, #1901)
-                      {"token_dim", kv_dim_},
-                      {"num_attention_heads", kv_heads_},
-                      {"num_layers", layers_}});
+    nlohmann::json fields = ph::sdk::peft_model_fields(model_);
+    fields.update({{"num_virtual_tokens", n_},
+                   {"encoder_hidden_size", hidden_},
+                   {"init_weights", config_.at("init_weights")},
+                   {"prefix_projection", projection_},
+                   // PEFT writes the key/value geometry for prefix methods (GQA, #1901)
+                   {"token_dim", kv_dim_},
+                   {"num_attention_heads", kv_heads_},
+                   {"num_layers", layers_}});
+    put_config(sink, fields);
   }
 
   void import_adapter(const ph_tensor_source& source) override {
@@ -299,6 +314,7 @@ class PrefixTuning : public ph::sdk::Method {
   }
 
   nlohmann::json config_;
+  ph_model_info model_;
   int layers_ = 0, kv_heads_ = 0, head_dim_ = 0;
   int n_ = 0, kv_dim_ = 0, flat_dim_ = 0, hidden_ = 0;
   bool projection_ = false;

@@ -6,7 +6,9 @@
 //
 // Built four times: as good_prompt; as wrong_gradient with GOOD_PROMPT_GRADIENT_SCALE set
 // to a wrong value (a gradient check must catch it); as crashes_on_request and
-// hangs_on_request, which crash or hang in the call PH_TEST_MISBEHAVE names (misbehave.h).
+// hangs_on_request, which crash or hang in the call PH_TEST_MISBEHAVE names (misbehave.h);
+// as causal_only_prompt with GOOD_PROMPT_CAUSAL_ONLY, declaring CAUSAL_LM as its only task
+// type (the host and the SDK must refuse the others).
 #include <prompthost_sdk/sdk.hpp>
 
 #include <xtensor/xnoalias.hpp>
@@ -33,6 +35,12 @@ const ph_option kOptions[] = {
     int_option("num_prefix_tokens", "0", 0, 64, "key/value prefix length; 0: none"),
 };
 
+#ifdef GOOD_PROMPT_CAUSAL_ONLY
+const ph_task_type kTaskTypes[] = {PH_TASK_CAUSAL_LM};
+#else
+const ph_task_type kTaskTypes[] = {PH_TASK_CAUSAL_LM, PH_TASK_SEQ_2_SEQ_LM, PH_TASK_SEQ_CLS};
+#endif
+
 const ph_method_descriptor kDescriptor = {
     sizeof(ph_method_descriptor),
     GOOD_PROMPT_NAME,
@@ -41,7 +49,9 @@ const ph_method_descriptor kDescriptor = {
     "A tiny prompt-tuning method for PromptHost's own tests: trainable virtual-token "
     "embeddings drawn from N(0, 1), and optionally a trainable key/value prefix.",
     kOptions,
-    sizeof(kOptions) / sizeof(kOptions[0])};
+    sizeof(kOptions) / sizeof(kOptions[0]),
+    kTaskTypes,
+    sizeof(kTaskTypes) / sizeof(kTaskTypes[0])};
 
 std::string shape_text(const std::vector<size_t>& shape) {
   std::string s = "[";
@@ -78,8 +88,9 @@ class GoodPrompt : public Method {
   }
 
   ph_injection_spec injection() const override {
-    return {sizeof(ph_injection_spec), (int32_t)n_, per_example_ ? 1 : 0, (int32_t)n_prefix_,
-            nullptr};
+    ph_injection_spec spec = virtual_tokens_spec((int32_t)n_, per_example_);
+    spec.n_prefix = (int32_t)n_prefix_;
+    return spec;
   }
 
   void forward(const Batch& batch, bool, DLTensor* virtual_tokens, DLTensor* prefix) override {

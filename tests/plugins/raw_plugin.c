@@ -288,7 +288,8 @@ __attribute__((unused)) static const ph_method_descriptor kDescriptor = {
 #else
     "PROMPT_TUNING",
 #endif
-    "1.0.0", "A plugin written against the C ABI alone (PromptHost's tests).", kOptions, 1};
+    "1.0.0", "A plugin written against the C ABI alone (PromptHost's tests).", kOptions, 1,
+    NULL, 0 /* task types not declared: offered every one (as a 1.0 plugin) */};
 
 __attribute__((unused)) static const ph_plugin_entry kEntry = {
 #ifdef PH_TEST_VARIANT_SMALL_TABLE

@@ -25,7 +25,9 @@ const ph_method_descriptor kDescriptor = {
     "1.0.0",
     "A test plugin whose calls throw C++ exceptions when asked to (throw_in).",
     kOptions,
-    1};
+    1,
+    nullptr,  // task types not declared: offered every one
+    0};
 
 class Throws : public Method {
  public:
@@ -36,9 +38,7 @@ class Throws : public Method {
     weight_ = &add_parameter("embedding.weight", {1, (size_t)dim_});
   }
 
-  ph_injection_spec injection() const override {
-    return {sizeof(ph_injection_spec), 1, 0, 0, nullptr};
-  }
+  ph_injection_spec injection() const override { return ph::sdk::virtual_tokens_spec(1); }
 
   void forward(const Batch&, bool, DLTensor* virtual_tokens, DLTensor*) override {
     if (where_ == "forward") throw std::runtime_error("forward exploded on purpose");

@@ -4,7 +4,8 @@
 #     -Wall -Wextra -pedantic -Werror (with every C/C++ compiler given or found on PATH);
 #  2. for every released table (a struct that starts with `uint32_t struct_size;`), a copy
 #     of the header with one field inserted before the table's last field must FAIL to
-#     compile, stopped by the table's 1.0 layout static_assert (as C11 and as C++17);
+#     compile, stopped by the table's layout static_assert of the minor that added that
+#     field ("NAME 1.0 ...", "NAME 1.1 ...") (as C11 and as C++17);
 #  3. the same field appended at the end of every table (what a new minor version may do)
 #     still compiles.
 #
@@ -126,9 +127,9 @@ while read -r name line _; do
     if compile "$dir" "$lang" "$std" "$compiler"; then
       fail "$name: a field inserted before line $line ($(sed -n "$((line + 1))p" "$dir/prompthost_sdk/plugin_abi.h" | sed 's/^ *//')) still compiles as $std: its last field has no 1.0 layout static_assert"
     fi
-    grep -qF "$name 1.0" "$work/last.log" || {
+    grep -qE "$name 1\.[0-9]+" "$work/last.log" || {
       cat "$work/last.log" >&2
-      fail "$name: the insertion failed to compile as $std, but not through its layout assert (\"$name 1.0 ...\")"
+      fail "$name: the insertion failed to compile as $std, but not through its layout assert (\"$name 1.N ...\")"
     }
   done
   echo "ok: $name: a field inserted before its last field fails to compile (C11 and C++17)"

@@ -36,9 +36,21 @@ std::vector<ph_option> all_types() {
   };
 }
 
+ph_method_descriptor describe(const ph_option* options, uint32_t n, const char* name,
+                              const char* description) {
+  ph_method_descriptor d{};  // no task types declared
+  d.struct_size = sizeof d;
+  d.name = name;
+  d.peft_type = "PROMPT_TUNING";
+  d.version = "1.0.0";
+  d.description = description;
+  d.options = options;
+  d.n_options = n;
+  return d;
+}
+
 ph_method_descriptor describe(const std::vector<ph_option>& options, const char* name = "demo") {
-  return {sizeof(ph_method_descriptor), name, "PROMPT_TUNING", "1.0.0", "test", options.data(),
-          (uint32_t)options.size()};
+  return describe(options.data(), (uint32_t)options.size(), name, "test");
 }
 
 }  // namespace
@@ -257,8 +269,7 @@ TEST_CASE("options of a newer minor (larger ph_option) are read with the plugin'
   options[0].base = ph::sdk::int_option("first", "1", 0, 9, "");
   options[1].base = ph::sdk::bool_option("second", "true", "");
   for (auto& o : options) o.base.struct_size = sizeof(BiggerOption);
-  ph_method_descriptor d = {
-      sizeof(ph_method_descriptor), "newer", "PROMPT_TUNING", "1.0.0", "", &options[0].base, 2};
+  ph_method_descriptor d = describe(&options[0].base, 2, "newer", "");
   REQUIRE_NOTHROW(check_option_declarations(d));
   CHECK(std::string(ph::host::option_at(d, 1).name) == "second");
   const json r = resolve_options(d, {}, {"second=false"});

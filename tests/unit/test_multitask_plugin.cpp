@@ -363,7 +363,10 @@ TEST_CASE("multitask: export has PEFT's layout and import restores it, shape-che
   CHECK(keys == std::set<std::string>{
                     "num_virtual_tokens", "num_tasks", "num_ranks", "prompt_tuning_init",
                     "prompt_tuning_init_text", "prompt_tuning_init_state_dict_path",
-                    "prompt_tuning_init_task", "tokenizer_name_or_path", "tokenizer_kwargs"});
+                    "prompt_tuning_init_task", "tokenizer_name_or_path", "tokenizer_kwargs",
+                    // PEFT's fields for the model and task type (ABI 1.1)
+                    "task_type", "num_transformer_submodules", "token_dim", "num_layers",
+                    "num_attention_heads"});
   CHECK(a.config["num_tasks"] == 3);
   CHECK(a.config["num_ranks"] == kR);
   CHECK(a.config["prompt_tuning_init"] == "RANDOM");

@@ -1,4 +1,4 @@
-/* PromptHost plugin ABI, version 1.
+/* PromptHost plugin ABI, version 1.1.
  *
  * The whole contract between the PromptHost host and a soft-prompt method plugin.
  * C11 and C++ compatible; no C++ type, exception or allocator crosses it.
@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define PH_ABI_MAJOR 1
-#define PH_ABI_MINOR 0
+#define PH_ABI_MINOR 1
 
 /* Does table `p` (of type T, as its producer compiled it) contain field f? */
 #define PH_HAS(p, T, f) (offsetof(T, f) + sizeof(((T*)0)->f) <= (p)->struct_size)
@@ -68,13 +68,27 @@ enum {
 typedef int32_t ph_log_level;
 enum { PH_LOG_DEBUG = 0, PH_LOG_INFO = 1, PH_LOG_WARNING = 2, PH_LOG_ERROR = 3 };
 
+/* What the frozen model is used for, as PEFT names it (adapter_config.json's task_type).
+ * A later minor may add codes: a reader treats a code it does not know as unsupported.
+ * Since 1.1. */
+typedef int32_t ph_task_type;
+enum {
+  PH_TASK_CAUSAL_LM = 0,    /* "CAUSAL_LM": next-token loss over the one input (1.0's only task) */
+  PH_TASK_SEQ_2_SEQ_LM = 1, /* "SEQ_2_SEQ_LM": encoder input, loss over the decoder's labels */
+  PH_TASK_SEQ_CLS = 2       /* "SEQ_CLS": cross-entropy over num_labels classes */
+};
+
 /* ------------------------------------------------------------------ the frozen model */
 
 /* Facts of the frozen model a method is created for. Owned by the host; valid for the
- * life of every instance created with it. Since 1.0. */
+ * life of every instance created with it; constant, so readable from any thread. Since
+ * 1.0; the fields after eos_id since 1.1 (check PH_HAS: a 1.0 host's table ends at
+ * eos_id). */
 typedef struct ph_model_info {
   uint32_t struct_size;
-  const char* arch; /* "llama" or "gpt2" */
+  const char* arch; /* the family: "llama", "gpt2", "t5", "bert", "roberta", "bloom", ... */
+  /* The layers a key/value prefix covers (PEFT's num_layers): the decoder's for a decoder,
+   * the encoder's for an encoder or an encoder-decoder (T5's config num_layers). */
   int32_t n_layers;
   int32_t dim; /* hidden size: the width of a virtual token */
   int32_t n_heads;
@@ -84,6 +98,23 @@ typedef struct ph_model_info {
   int32_t max_positions;
   int32_t bos_id; /* -1 when the model has none */
   int32_t eos_id;
+  /* Since 1.1: always 0. It fills what was tail padding in 1.0 (sizeof 56 on LP64), so
+   * that PH_HAS on a 1.0 table never reports a 1.1 field present. */
+  int32_t reserved_1_1;
+  /* Since 1.1: the task type this instance is trained for: the model's own (config.json's
+   * architectures) unless the user chose another (`--task-type`). A table without it
+   * (a 1.0 host) means PH_TASK_CAUSAL_LM. */
+  ph_task_type task_type;
+  /* Since 1.1: PEFT's num_transformer_submodules: 2 for PH_TASK_SEQ_2_SEQ_LM (encoder and
+   * decoder), else 1. PEFT's prompt tables hold num_virtual_tokens times this many rows. */
+  int32_t num_transformer_submodules;
+  /* Since 1.1: the layers of the encoder stack (T5's encoder, BERT), 0 for a decoder. */
+  int32_t n_encoder_layers;
+  /* Since 1.1: the layers of the decoder stack (a decoder's n_layers, T5's
+   * num_decoder_layers), 0 for an encoder. */
+  int32_t n_decoder_layers;
+  /* Since 1.1: PH_TASK_SEQ_CLS: the number of classes; 0 for other task types. */
+  int32_t num_labels;
 } ph_model_info;
 
 /* ------------------------------------------------------------------ host services */
@@ -198,11 +229,18 @@ typedef struct ph_method_descriptor {
   const char* description; /* one paragraph */
   const ph_option* options;
   uint32_t n_options;
+  /* Since 1.1: the task types the method supports (PH_TASK_*), n_task_types of them. The
+   * host refuses any other task type before creating an instance, naming these. NULL / 0
+   * (and a 1.0 descriptor): not declared; the host offers every task type. The array is
+   * the plugin's, static and constant like the descriptor: read from any thread. */
+  const ph_task_type* task_types;
+  uint32_t n_task_types;
 } ph_method_descriptor;
 
 /* ------------------------------------------------------------------ what an instance injects */
 
-/* The injection one instance produces, fixed at creation. Since 1.0. */
+/* The injection one instance produces, fixed at creation. Since 1.0; the split of the
+ * virtual tokens between encoder and decoder since 1.1. */
 typedef struct ph_injection_spec {
   uint32_t struct_size;
   int32_t n_virtual;   /* virtual tokens per set; 0: none */
@@ -214,6 +252,16 @@ typedef struct ph_injection_spec {
    * anything else is literal text, tokenized by the host. Example:
    * "[P:3] {input} [P:3] {output}". Owned by the instance. */
   const char* template_text;
+  /* Since 1.1: where the n_virtual rows go (PEFT's layout for num_transformer_submodules
+   * = 2). Rows 0 .. n_input_virtual-1 go in the input (the encoder's for SEQ_2_SEQ_LM),
+   * placed as template_text says; the next n_decoder_virtual rows are prepended to the
+   * decoder's input, unscored (SEQ_2_SEQ_LM only); the rows after those are the method's
+   * to keep (saved and exported, e.g. PEFT's unused second half of a T5 prompt table):
+   * the host does not feed them and their gradient is 0. n_input_virtual =
+   * n_decoder_virtual = 0 (or a 1.0 spec) means every row goes in the input. Part of the
+   * spec: owned by the instance, read by the host right after creation. */
+  int32_t n_input_virtual;
+  int32_t n_decoder_virtual;
 } ph_injection_spec;
 
 /* What forward/backward know of the batch. Since 1.0. */
@@ -330,7 +378,7 @@ enum {
 typedef const ph_plugin_entry* (*ph_plugin_entry_fn)(void);
 #define PH_PLUGIN_ENTRY_SYMBOL "ph_plugin_entry_v1"
 
-/* ------------------------------------------------------------------ layout of 1.0, frozen */
+/* ------------------------------------------------------------------ layouts of 1.0 and 1.1, frozen */
 
 #if defined(__cplusplus) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L)
 #ifdef __cplusplus
@@ -353,6 +401,12 @@ PH_STATIC_ASSERT(offsetof(ph_tensor_sink, put_config) == 24, "ph_tensor_sink 1.0
 PH_STATIC_ASSERT(offsetof(ph_tensor_source, config_json) == 24, "ph_tensor_source 1.0 layout");
 PH_STATIC_ASSERT(offsetof(ph_method, get_extension) == 80, "ph_method 1.0 layout changed");
 PH_STATIC_ASSERT(offsetof(ph_plugin_entry, create) == 32, "ph_plugin_entry 1.0 layout");
+/* 1.1. sizeof(ph_model_info) is 80 with 4 bytes of tail padding after num_labels: a field
+ * added there must not be an int32_t at offset 76 (see reserved_1_1). */
+PH_STATIC_ASSERT(offsetof(ph_model_info, reserved_1_1) == 52, "ph_model_info 1.1 layout");
+PH_STATIC_ASSERT(offsetof(ph_model_info, num_labels) == 72, "ph_model_info 1.1 layout changed");
+PH_STATIC_ASSERT(offsetof(ph_method_descriptor, n_task_types) == 64, "ph_method_descriptor 1.1");
+PH_STATIC_ASSERT(offsetof(ph_injection_spec, n_decoder_virtual) == 28, "ph_injection_spec 1.1");
 #endif
 #endif
 

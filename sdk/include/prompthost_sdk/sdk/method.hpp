@@ -20,6 +20,7 @@
 
 #include "prompthost_sdk/plugin_abi.h"
 #include "prompthost_sdk/sdk/errors.hpp"
+#include "prompthost_sdk/sdk/model.hpp"
 #include "prompthost_sdk/sdk/tensor.hpp"
 
 namespace ph::sdk {
@@ -27,6 +28,7 @@ namespace ph::sdk {
 // What a method instance is created with.
 struct MethodContext {
   const ph_host* host = nullptr;  // valid for the instance's life; serves ph.host.model/1
+  // Every field of this SDK's ABI, whatever the host's minor (complete_model_info).
   ph_model_info model{};
   nlohmann::json config;  // every declared option, defaults filled in
   uint64_t seed = 0;
@@ -74,6 +76,16 @@ struct Batch {
   const int64_t* task_ids = nullptr;  // [size] or null
   int64_t step = 0;                   // optimizer step (for dropout streams)
 };
+
+// An injection spec of n virtual tokens (all in the input, no template, no prefix);
+// set the other fields on the result as needed.
+inline ph_injection_spec virtual_tokens_spec(int32_t n_virtual, bool per_example = false) {
+  ph_injection_spec spec{};
+  spec.struct_size = sizeof spec;
+  spec.n_virtual = n_virtual;
+  spec.per_example = per_example ? 1 : 0;
+  return spec;
+}
 
 class Method {
  public:
@@ -189,7 +201,8 @@ inline const ph_injection_spec* injection(const ph_method* self) {
     in.spec = in.method->injection();
     in.spec.struct_size = sizeof(ph_injection_spec);
   } catch (...) {
-    in.spec = ph_injection_spec{sizeof(ph_injection_spec), 0, 0, 0, nullptr};
+    in.spec = ph_injection_spec{};
+    in.spec.struct_size = sizeof(ph_injection_spec);
   }
   return &in.spec;
 }
@@ -241,14 +254,28 @@ inline const void* get_extension(const ph_method*, const char*) {
   return nullptr;
 }
 
+// Refuses a task type the descriptor does not list, naming the ones it does.
+inline void check_task_type(const ph_method_descriptor& d, ph_task_type task) {
+  if (supports_task_type(d, task)) return;
+  std::string listed;
+  for (uint32_t i = 0; i < d.n_task_types; ++i)
+    listed += std::string(i ? ", " : "") + task_type_name(d.task_types[i]);
+  const char* name = task_type_name(task);
+  throw Error(PH_ERR_UNSUPPORTED, std::string(d.name) + " does not support task type " +
+                                      (*name ? name : std::to_string(task)) + " (it supports " +
+                                      listed + ")");
+}
+
 template <class M>
-ph_status* create(const ph_host* host, const ph_model_info* model, const char* config_json,
-                  uint64_t seed, uint32_t flags, ph_method** out) {
+ph_status* create(const ph_method_descriptor& descriptor, const ph_host* host,
+                  const ph_model_info* model, const char* config_json, uint64_t seed,
+                  uint32_t flags, ph_method** out) {
   return guard(host, [&] {
     if (!model || !out) throw Error(PH_ERR_INVALID_ARGUMENT, "create: null model or output");
     MethodContext ctx;
     ctx.host = host;
-    ctx.model = *model;
+    ctx.model = complete_model_info(*model);
+    check_task_type(descriptor, ctx.model.task_type);
     ctx.config = nlohmann::json::parse(config_json ? config_json : "{}");
     if (!ctx.config.is_object()) throw Error(PH_ERR_INVALID_CONFIG, "config is not a JSON object");
     ctx.seed = seed;
@@ -291,15 +318,21 @@ inline void deinit() {}
 
 // Exports `MethodClass` (a ph::sdk::Method with a MethodClass(const MethodContext&)
 // constructor) described by `descriptor` (a static ph_method_descriptor) as this
-// library's one symbol, ph_plugin_entry_v1.
-#define PH_EXPORT_METHOD(MethodClass, descriptor)                                 \
-  extern "C" PH_EXPORT const ph_plugin_entry* ph_plugin_entry_v1(void) {          \
-    static const ph_plugin_entry entry = {sizeof(ph_plugin_entry),                \
-                                          PH_ABI_MAJOR,                           \
-                                          PH_ABI_MINOR,                           \
-                                          &ph::sdk::detail::init,                 \
-                                          &ph::sdk::detail::deinit,               \
-                                          &(descriptor),                          \
-                                          &ph::sdk::detail::create<MethodClass>}; \
-    return &entry;                                                                \
+// library's one symbol, ph_plugin_entry_v1. create refuses a task type the descriptor
+// does not list (PH_ERR_UNSUPPORTED) before constructing the class.
+#define PH_EXPORT_METHOD(MethodClass, descriptor)                                             \
+  extern "C" PH_EXPORT const ph_plugin_entry* ph_plugin_entry_v1(void) {                      \
+    static const ph_plugin_entry entry = {                                                    \
+        sizeof(ph_plugin_entry),                                                              \
+        PH_ABI_MAJOR,                                                                         \
+        PH_ABI_MINOR,                                                                         \
+        &ph::sdk::detail::init,                                                               \
+        &ph::sdk::detail::deinit,                                                             \
+        &(descriptor),                                                                        \
+        [](const ph_host* host, const ph_model_info* model, const char* config_json,          \
+           uint64_t seed, uint32_t flags, ph_method** out) -> ph_status* {                    \
+          return ph::sdk::detail::create<MethodClass>((descriptor), host, model, config_json, \
+                                                      seed, flags, out);                      \
+        }};                                                                                   \
+    return &entry;                                                                            \
   }
