@@ -34,6 +34,11 @@ SHAPES = {
                    "num_key_value_heads": 2, "vocab_size": 1024, "rope_theta": 10000.0,
                    "rms_norm_eps": 1e-5, "tie_word_embeddings": False,
                    "max_position_embeddings": 512},
+    # a SEQ_CLS encoder (--workload cls), run by encoder_baseline.py
+    "roberta-base": {"model_type": "roberta", "num_hidden_layers": 12, "hidden_size": 768,
+                     "intermediate_size": 3072, "num_attention_heads": 12,
+                     "vocab_size": 50265, "max_position_embeddings": 514, "pad_token_id": 1,
+                     "layer_norm_eps": 1e-5, "num_labels": 2},
 }
 
 
@@ -52,13 +57,18 @@ def main():
     ap.add_argument("--workload", default="lm", choices=["lm", "cls", "generate"],
                     help="lm: every token labelled, fixed length; cls: lengths drawn from "
                          "[seq/4, seq], right-padded to the longest, only the last 2 real "
-                         "tokens labelled; generate: batch-1 greedy decoding of --new tokens "
+                         "tokens labelled (encoders: one class each, the head trained too); generate: batch-1 greedy decoding of --new tokens "
                          "after a --seq token prompt, KV cache kept, prompt injected once")
     ap.add_argument("--new", type=int, default=64, help="tokens to generate (generate workload)")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
     cfg = SHAPES[a.shape]
+    if cfg["model_type"] == "roberta":
+        if a.workload != "cls":
+            sys.exit(f"--workload {a.workload}: {a.shape} is a classifier; use --workload cls")
+        import encoder_baseline  # noqa: E402 (beside this file)
+        return encoder_baseline.run(a, cfg)
     forward, embed = R.ARCH[cfg["model_type"]]
     W = R.random_weights(cfg, a.seed)
     L, d, H, kvH, V = R.dims(cfg)

@@ -73,6 +73,11 @@ struct ModelConfig {
   int pad_id = -1;
   int decoder_start_id = -1;  // encoder-decoders: the decoder's first input token
   int n_decoder_layers = 0;   // encoder-decoders: the decoder stack (n_layers: the encoder)
+  // Encoders (bert, roberta): rows of the token-type table (0: no token types), and the
+  // first row of the position table (roberta: padding_idx + 1; the table then holds
+  // position_offset + max_positions rows).
+  int type_vocab_size = 0;
+  int position_offset = 0;
 
   int num_labels() const { return (int)labels.size(); }
 
@@ -85,7 +90,8 @@ struct ModelConfig {
 };
 
 // Sets `arch` and the recipe fields to that family's usual choices (llama's are the
-// defaults above; gpt2: LayerNorm, tanh-GELU, plain MLP, learned positions). For configs
+// defaults above; gpt2: LayerNorm, tanh-GELU, plain MLP, learned positions; bert and
+// roberta: post-norm SEQ_CLS encoders with erf-GELU, biases, token types). For configs
 // built in code (random models, benchmarks, tests); families parsing config.json call it
 // first and then set what their config says.
 void set_family(ModelConfig& config, Arch arch);

@@ -24,6 +24,8 @@ struct Family {
 
 extern const Family kLlamaFamily;
 extern const Family kGpt2Family;
+extern const Family kBertFamily;
+extern const Family kRobertaFamily;
 
 // Every family, in the order `supported_model_types` lists them.
 const std::vector<const Family*>& all_families();

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "models/engine/encoder_head.h"
+
 namespace ph {
 
 namespace {
@@ -41,10 +43,13 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
   const ModelConfig& c = config;
   const size_t D = c.dim, F = c.ffn_dim, V = c.vocab_size;
   const bool gpt2 = c.arch == Arch::kGpt2;
+  const bool encoder = c.stacks == Stacks::kEncoder;  // bert, roberta: biases everywhere
   const bool biases = gpt2 || c.qkv_bias;
   m.token_embedding = fill(V * D, 0.0f, 0.02f);
   if (gpt2) m.position_embedding = fill((size_t)c.max_positions * D, 0.0f, 0.01f);
-  auto norm = [&]() { return Norm{fill(D, 1.0f, 0.1f), gpt2 ? fill(D, 0.0f, 0.02f) : nullptr}; };
+  auto norm = [&]() {
+    return Norm{fill(D, 1.0f, 0.1f), gpt2 || encoder ? fill(D, 0.0f, 0.02f) : nullptr};
+  };
   auto linear = [&](int in, int out, bool bias) {
     Linear l;
     l.in = in;
@@ -54,15 +59,29 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
     l.b = bias ? fill(out, 0.0f, 0.02f) : nullptr;
     return l;
   };
+  if (encoder) {
+    m.position_embedding = fill(((size_t)c.position_offset + c.max_positions) * D, 0.0f, 0.01f);
+    m.token_type_embedding = fill((size_t)c.type_vocab_size * D, 0.0f, 0.02f);
+    m.embedding_norm = norm();
+  }
   for (int i = 0; i < c.n_layers; ++i) {
     LayerWeights w;
     w.attn_norm = norm();
     w.qkv = linear(D, c.qkv_dim(), biases);
-    w.attn_out = linear(c.q_dim(), D, gpt2);
+    w.attn_out = linear(c.q_dim(), D, gpt2 || encoder);
     w.mlp_norm = norm();
-    w.mlp_in = linear(D, gpt2 ? F : 2 * F, gpt2);
-    w.mlp_out = linear(F, D, gpt2);
+    w.mlp_in = linear(D, c.gated_mlp ? 2 * F : F, gpt2 || encoder);
+    w.mlp_out = linear(F, D, gpt2 || encoder);
     m.layers.push_back(w);
+  }
+  if (encoder) {  // no output norm or LM head: a classification head instead
+    if (c.classifier == ClassifierHead::kPooler) m.pooler = linear(D, D, true);
+    for (const auto& t : encoder_head_tensors(c, c.num_labels())) {
+      xt::xarray<float> values = xt::zeros<float>(t.shape);
+      for (float& v : values) v = normal(0.0f, 0.02f);
+      m.classifier[t.name] = std::move(values);
+    }
+    return m;
   }
   m.final_norm = norm();
   if (c.tied_head) {
