@@ -40,7 +40,7 @@ ModelConfig parse_bert_encoder(const ConfigReader& r, Arch arch) {
   c.type_vocab_size = r.optional_size("type_vocab_size", 2, kMaxVocab);  // both default to 2
   c.norm_eps = r.optional_float("layer_norm_eps", 1e-12f);               // transformers' default
   c.head_dim = head_dim_of(r, c.dim, "hidden_size", c.n_heads, "num_attention_heads");
-  if (r.has("pad_token_id")) c.pad_id = r.token_id("pad_token_id");
+  if (r.present("pad_token_id")) c.pad_id = r.token_id("pad_token_id");  // null: -1
   const std::string positions = r.optional_string("position_embedding_type", "absolute");
   if (positions != "absolute") {
     throw Error(r.path() + ": field 'position_embedding_type' is '" + positions +
