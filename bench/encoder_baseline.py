@@ -9,11 +9,7 @@ Called by torch_baseline.py for the encoder shapes (roberta-base). PEFT's feedin
 positions padding_idx+1 ... for every position and the head reads the first virtual
 token; prefix tuning prepends keys/values in every self-attention and shifts the text's
 positions by n."""
-import json
 import math
-import resource
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +61,8 @@ def encoder(W, cfg, x, pos, key_mask, prefix=None):
     return h
 
 
-def run(a, cfg):
+def make_step(a, cfg):
+    """The training step of the workload, the padded length and the real lengths."""
     W = random_weights(cfg, a.seed)
     d, H, L = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
     hd, V, C = d // H, cfg["vocab_size"], cfg["num_labels"]
@@ -113,18 +110,4 @@ def run(a, cfg):
         opt.step()
         return loss.item()
 
-    for _ in range(a.warmup):
-        step()
-    times = []
-    for _ in range(a.steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    print(json.dumps({
-        "impl": f"pytorch-{torch.__version__}", "shape": a.shape, "method": a.method,
-        "batch": B, "seq": T, "virtual": P, "threads": a.threads,
-        "step_ms_median": round(med * 1e3, 2), "step_ms_min": round(min(times) * 1e3, 2),
-        "workload": a.workload, "tokens_per_s": round(float(real.sum()) / med, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }))
+    return step, T, real

@@ -68,7 +68,7 @@ def main():
         if a.workload != "cls":
             sys.exit(f"--workload {a.workload}: {a.shape} is a classifier; use --workload cls")
         import encoder_baseline  # noqa: E402 (beside this file)
-        return encoder_baseline.run(a, cfg)
+        return time_steps(a, *encoder_baseline.make_step(a, cfg))
     forward, embed = R.ARCH[cfg["model_type"]]
     W = R.random_weights(cfg, a.seed)
     L, d, H, kvH, V = R.dims(cfg)
@@ -121,6 +121,12 @@ def main():
 
     if a.workload == "generate":
         return generate(a, W, cfg, forward, embed, prompt, ids[:1], P, d)
+    time_steps(a, step, T, real)
+
+
+def time_steps(a, step, T, real):
+    """Runs the warm-up and timed training steps; prints the JSON line (T: the padded
+    length, real: the real tokens per example)."""
     for _ in range(a.warmup):
         step()
     times = []
@@ -131,7 +137,7 @@ def main():
     med = statistics.median(times)
     print(json.dumps({
         "impl": f"pytorch-{torch.__version__}", "shape": a.shape, "method": a.method,
-        "batch": B, "seq": T, "virtual": P, "threads": a.threads,
+        "batch": a.batch, "seq": T, "virtual": a.virtual, "threads": a.threads,
         "step_ms_median": round(med * 1e3, 2), "step_ms_min": round(min(times) * 1e3, 2),
         "workload": a.workload, "tokens_per_s": round(float(real.sum()) / med, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -152,9 +152,12 @@ void EncoderPass::embed() {
       const float* vrow = virtual_row(r);
       const float* tok = vrow ? vrow : model_.token_embedding + (size_t)row_token_[r] * D;
       const float* pos = model_.position_embedding + (size_t)layout_.positions[r] * D;
-      const float* type = model_.token_type_embedding + (size_t)row_type_[r] * D;
       float* out = &embed_sum_(r, 0);
-      for (size_t i = 0; i < D; ++i) out[i] = tok[i] + pos[i] + type[i];
+      for (size_t i = 0; i < D; ++i) out[i] = tok[i] + pos[i];
+      if (model_.token_type_embedding) {  // absent: a model without token types
+        const float* type = model_.token_type_embedding + (size_t)row_type_[r] * D;
+        for (size_t i = 0; i < D; ++i) out[i] += type[i];
+      }
     }
   });
   embed_mean_.resize({R});

@@ -61,7 +61,8 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
   };
   if (encoder) {
     m.position_embedding = fill(((size_t)c.position_offset + c.max_positions) * D, 0.0f, 0.01f);
-    m.token_type_embedding = fill((size_t)c.type_vocab_size * D, 0.0f, 0.02f);
+    if (c.type_vocab_size)
+      m.token_type_embedding = fill((size_t)c.type_vocab_size * D, 0.0f, 0.02f);
     m.embedding_norm = norm();
   }
   for (int i = 0; i < c.n_layers; ++i) {

@@ -6,14 +6,13 @@
 // does and refuses (bidirectionality, independent sequences, the context limit, head
 // tensors, task types).
 //
-// As in test_engine_gradients.cpp, each check is along a direction: the central
-// difference of the loss along u must equal <grad, u>, for u the normalised gradient and
-// for random unit directions.
+// Each check is along directions (finite_difference.h).
 #include <catch.hpp>
 
 #include <cmath>
 #include <random>
 
+#include "finite_difference.h"
 #include "models/engine/engine.h"
 #include "models/loader/random_model.h"
 #include "test_support.h"
@@ -117,41 +116,6 @@ double loss_along(const Model& model, const std::vector<Sequence>& batch, Inject
   return pass.forward(batch, inj);
 }
 
-// <grad, u> against the loss's central difference along u, for the gradient's own
-// direction and three random ones; `mask` (if not empty) restricts u to a part.
-void check_directions(const Model& model, const std::vector<Sequence>& batch, const Injection& inj,
-                      const std::vector<float>& g, const std::vector<double>& mask,
-                      const std::string& what, std::mt19937& rng) {
-  double norm = 0.0;
-  for (size_t i = 0; i < g.size(); ++i)
-    norm += mask.empty() ? (double)g[i] * g[i] : mask[i] * g[i] * g[i];
-  norm = std::sqrt(norm);
-  REQUIRE(norm > 0.0);
-  std::vector<std::vector<double>> directions;
-  directions.emplace_back(g.begin(), g.end());
-  std::normal_distribution<double> normal;
-  for (int k = 0; k < 3; ++k) {
-    std::vector<double> u(g.size());
-    for (auto& v : u) v = normal(rng);
-    directions.push_back(u);
-  }
-  for (auto& u : directions) {
-    if (!mask.empty())
-      for (size_t i = 0; i < u.size(); ++i) u[i] *= mask[i];
-    double un = 0.0;
-    for (double v : u) un += v * v;
-    for (double& v : u) v /= std::sqrt(un);
-    const double eps = 1e-2;
-    const double fd =
-        (loss_along(model, batch, inj, u, eps) - loss_along(model, batch, inj, u, -eps)) /
-        (2 * eps);
-    double analytic = 0.0;
-    for (size_t i = 0; i < g.size(); ++i) analytic += g[i] * u[i];
-    INFO(what << ": finite difference " << fd << ", analytic " << analytic << ", |grad| " << norm);
-    CHECK(std::abs(fd - analytic) <= 2e-3 * norm + 1e-5);
-  }
-}
-
 void check_gradient(const Model& model, const Scenario& s, uint32_t seed) {
   std::mt19937 rng(seed);
   const auto batch = make_batch(s, model.config, rng);
@@ -169,13 +133,15 @@ void check_gradient(const Model& model, const Scenario& s, uint32_t seed) {
     CHECK(grad.head.at(name).shape() == t.shape());
   }
   const auto g = grad_values(grad);
-  // the whole gradient, and the injection's part alone (the head's share of the loss's
-  // sensitivity is larger, so a wrong injection gradient could hide under it)
-  check_directions(model, batch, inj, g, {}, std::string(s.name) + ", everything", rng);
-  std::vector<double> injection_only(g.size(), 0.0);
-  const size_t n_injection = inj.virtual_tokens.size() + inj.prefix.size();
-  std::fill(injection_only.begin(), injection_only.begin() + n_injection, 1.0);
-  check_directions(model, batch, inj, g, injection_only, std::string(s.name) + ", injection", rng);
+  auto loss_at = [&](const std::vector<double>& u, double eps) {
+    return loss_along(model, batch, inj, u, eps);
+  };
+  test::check_directional_derivatives(loss_at, g, {}, rng, std::string(s.name) + ", everything");
+  // the injection's part alone: the head's gradient is larger and could hide an error in it
+  std::vector<double> injection_part(g.size(), 0.0);
+  std::fill_n(injection_part.begin(), inj.virtual_tokens.size() + inj.prefix.size(), 1.0);
+  test::check_directional_derivatives(loss_at, g, injection_part, rng,
+                                      std::string(s.name) + ", injection");
 }
 
 std::vector<float> logits_of(const Model& model, const std::vector<Sequence>& batch,
