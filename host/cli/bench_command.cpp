@@ -137,6 +137,9 @@ int bench_command(int argc, char** argv) {
       trainer::check_choice("--shape", shape,
                             {"gpt2-small", "smollm2-135m", "tiny-llama", "roberta-base"});
     trainer::check_choice("--workload", workload, {"lm", "cls", "generate"});
+    if (model_path.empty() && shape_config(shape).stacks == Stacks::kEncoder && workload != "cls")
+      throw trainer::OptionError("--workload must be cls for " + shape +
+                                 " (a classifier), got " + workload);
     trainer::check_int("--batch", batch, 1);
     trainer::check_int("--seq", seq, workload == "cls" ? 4 : 1);  // cls: lengths from seq/4 up
     trainer::check_int("--virtual", virt, 1);

@@ -53,11 +53,20 @@ void set_family(ModelConfig& c, Arch arch) {
     c.gated_mlp = false;
     c.positions = Positions::kLearned;
     c.qkv_bias = true;
+    c.embed_norm = true;  // over word + position + token type
     c.classifier = arch == Arch::kBert ? ClassifierHead::kPooler : ClassifierHead::kDenseTanh;
     c.type_vocab_size = arch == Arch::kBert ? 2 : 1;
     c.pad_id = arch == Arch::kBert ? 0 : 1;
     c.position_offset = arch == Arch::kBert ? 0 : c.pad_id + 1;  // fairseq's padding_idx + 1
   }
+  if (arch == Arch::kBloom) {
+    c.norm = NormKind::kLayer;
+    c.activation = Activation::kGeluTanh;
+    c.gated_mlp = false;
+    c.positions = Positions::kAlibi;
+    c.embed_norm = true;
+  }
+  if (arch == Arch::kGemma) c.activation = Activation::kGeluTanh;
 }
 
 namespace {

@@ -4,7 +4,7 @@
 // classification head's weights.
 //
 // Input rows: (the token's embedding, or the virtual token's injected vector) + the
-// position's embedding + the token type's embedding, then the embedding LayerNorm.
+// position's embedding + the token type's embedding, then the embedding norm.
 // Positions as PEFT feeds encoders (tests/fixtures/hf/README.md, rules 5 and 6): virtual
 // tokens are ordinary positions of their sequence (prepended ones take 0..n-1, [CLS]
 // follows, and the head reads the first virtual token); a prefix of n keys shifts the
@@ -18,6 +18,7 @@
 #include <string>
 
 #include "models/common/error.h"
+#include "models/engine/embedding.h"
 #include "models/engine/encoder_head.h"
 #include "models/engine/engine.h"
 #include "models/engine/parallel.h"
@@ -84,12 +85,11 @@ class EncoderPass final : public PassImpl {
   // the last forward
   Injection injection_;
   BatchLayout layout_;
-  std::vector<int> seq_row0_;                      // first row of each sequence (the head reads it)
-  std::vector<int> row_example_;                   // per row: its sequence
-  std::vector<int32_t> row_token_;                 // per row: token id or virtual slot
-  std::vector<int32_t> row_type_;                  // per row: token type
-  xt::xtensor<float, 2> embed_sum_;                // input rows before the embedding norm
-  xt::xtensor<float, 1> embed_mean_, embed_rstd_;  // its statistics
+  std::vector<int> seq_row0_;       // first row of each sequence (the head reads it)
+  std::vector<int> row_example_;    // per row: its sequence
+  std::vector<int32_t> row_token_;  // per row: token id or virtual slot
+  std::vector<int32_t> row_type_;   // per row: token type
+  InputNorm input_norm_;            // the embedding norm over the summed input rows
   // inputs_[l]: input of layer l [rows, dim]; inputs_[n_layers]: the encoder's output
   std::vector<xt::xtensor<float, 2>> inputs_;
   std::vector<LayerActivations> acts_;  // per layer; with recompute, one reused by all
@@ -142,29 +142,22 @@ const float* EncoderPass::virtual_row(int row) const {
   return &injection_.virtual_tokens(set, virtual_index(tok), 0);
 }
 
-// inputs_[0] = LayerNorm(token or virtual row + position + token type)
+// inputs_[0] = norm(token or virtual row + position + token type)
 void EncoderPass::embed() {
   const ModelConfig& c = model_.config;
   const size_t R = layout_.rows, D = c.dim;
-  embed_sum_.resize({R, D});
+  xt::xtensor<float, 2>& x = inputs_[0];
+  x.resize({R, D});
   parallel_for(R, D, [&](long r0, long r1) {
     for (long r = r0; r < r1; ++r) {
-      const float* vrow = virtual_row(r);
-      const float* tok = vrow ? vrow : model_.token_embedding + (size_t)row_token_[r] * D;
-      const float* pos = model_.position_embedding + (size_t)layout_.positions[r] * D;
-      float* out = &embed_sum_(r, 0);
-      for (size_t i = 0; i < D; ++i) out[i] = tok[i] + pos[i];
+      embed_row(model_, row_token_[r], virtual_row(r), layout_.positions[r], &x(r, 0));
       if (model_.token_type_embedding) {  // absent: a model without token types
         const float* type = model_.token_type_embedding + (size_t)row_type_[r] * D;
-        for (size_t i = 0; i < D; ++i) out[i] += type[i];
+        for (size_t i = 0; i < D; ++i) x(r, i) += type[i];
       }
     }
   });
-  embed_mean_.resize({R});
-  embed_rstd_.resize({R});
-  inputs_[0].resize({R, D});
-  norm_forward(model_.embedding_norm, c.norm_eps, R, D, embed_sum_.data(), inputs_[0].data(),
-               embed_mean_.data(), embed_rstd_.data());
+  input_norm_.forward(model_, x);
 }
 
 // Logits of every sequence's first row, the mean cross-entropy over the labelled ones,
@@ -255,16 +248,12 @@ void EncoderPass::backward(InjectionGrad& grad) {
   }
 
   // through the embedding norm; the virtual rows' share goes to the injection
-  dx_.resize({R, D});
-  norm_backward(model_.embedding_norm, R, D, embed_sum_.data(), embed_mean_.data(),
-                embed_rstd_.data(), dy_.data(), dx_.data(), false);
-  for (size_t r = 0; r < R; ++r) {
-    const int32_t tok = row_token_[r];
-    if (!is_virtual(tok)) continue;
-    const int set = injection_.virtual_tokens.shape(0) == 1 ? 0 : row_example_[r];
-    float* g = &grad.virtual_tokens(set, virtual_index(tok), 0);
-    for (size_t k = 0; k < D; ++k) g[k] += dx_(r, k);
-  }
+  input_norm_.backward(model_, dy_);
+  for (size_t r = 0; r < R; ++r)
+    if (const int32_t tok = row_token_[r]; is_virtual(tok)) {
+      const int set = injection_.virtual_tokens.shape(0) == 1 ? 0 : row_example_[r];
+      embed_row_backward(model_, &dy_(r, 0), &grad.virtual_tokens(set, virtual_index(tok), 0));
+    }
 }
 
 double EncoderPass::step_flops() const {

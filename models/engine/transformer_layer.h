@@ -32,6 +32,9 @@ struct BatchLayout {
   std::vector<Segment> segments;  // the shared segment first, when present
   std::vector<int> positions;     // per row
   bool causal = true;             // false: each row sees its whole segment (encoders)
+  // A score bias by distance for every attention of the layers (ALiBi), covering every
+  // distance among the positions in use and the external spans'; null: none.
+  const DistanceBias* bias = nullptr;
 };
 
 // What backward needs from one layer's forward (or what recompute rebuilds), besides the
@@ -77,6 +80,7 @@ class TransformerLayer {
   std::vector<AttentionSegment> attention_segments(const BatchLayout& layout,
                                                    const std::vector<KVSpan>& external,
                                                    const LayerActivations& acts, float* dqkv) const;
+  AttentionShape shape_for(const BatchLayout& layout) const;
 
   void forward_pre_norm(const BatchLayout& layout, const std::vector<KVSpan>& external,
                         const xt::xtensor<float, 2>& x, LayerActivations& acts,

@@ -75,7 +75,7 @@ void load_bert_encoder(TensorReader& w, Model& m, const std::string& pre) {
   m.position_embedding =
       w.keep(emb + "position_embeddings.weight", {(int64_t)c.position_offset + c.max_positions, D});
   m.token_type_embedding = w.keep(emb + "token_type_embeddings.weight", {c.type_vocab_size, D});
-  m.embedding_norm = norm(emb + "LayerNorm");
+  m.embed_norm = norm(emb + "LayerNorm");
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = layer_prefix(pre + "encoder.layer.", l);
     LayerWeights& L = m.layers[l];

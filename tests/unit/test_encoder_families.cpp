@@ -121,8 +121,8 @@ TEST_CASE("encoder families: an encoder without a classification class is still 
 TEST_CASE("encoder families: the fixtures' weights load", "[families]") {
   const Model bert = load_model(hf_model("bert-cls-tiny"));
   CHECK(bert.token_type_embedding);
-  CHECK(bert.embedding_norm.w);
-  CHECK(bert.embedding_norm.b);
+  CHECK(bert.embed_norm.w);
+  CHECK(bert.embed_norm.b);
   CHECK(bert.pooler.w);
   CHECK(bert.pooler.b);
   REQUIRE(bert.layers.size() == 2);

@@ -6,13 +6,13 @@
 // does and refuses (bidirectionality, independent sequences, the context limit, head
 // tensors, task types).
 //
-// Each check is along directions (finite_difference.h).
+// Each check is along directions (gradient_check.h).
 #include <catch.hpp>
 
 #include <cmath>
 #include <random>
 
-#include "finite_difference.h"
+#include "gradient_check.h"
 #include "models/engine/engine.h"
 #include "models/loader/random_model.h"
 #include "test_support.h"
@@ -91,31 +91,6 @@ Injection make_injection(const Scenario& s, const Model& model, int batch, std::
   return inj;
 }
 
-// Every trained value, in a fixed order: injection, then head tensors by name.
-std::vector<float*> values_of(Injection& inj) {
-  std::vector<float*> p;
-  for (auto& v : inj.virtual_tokens) p.push_back(&v);
-  for (auto& v : inj.prefix) p.push_back(&v);
-  for (auto& [name, t] : inj.head)
-    for (auto& v : t) p.push_back(&v);
-  return p;
-}
-
-std::vector<float> grad_values(const InjectionGrad& g) {
-  std::vector<float> v(g.virtual_tokens.begin(), g.virtual_tokens.end());
-  v.insert(v.end(), g.prefix.begin(), g.prefix.end());
-  for (const auto& [name, t] : g.head) v.insert(v.end(), t.begin(), t.end());
-  return v;
-}
-
-double loss_along(const Model& model, const std::vector<Sequence>& batch, Injection inj,
-                  const std::vector<double>& u, double eps) {
-  auto p = values_of(inj);
-  for (size_t i = 0; i < p.size(); ++i) *p[i] += (float)(eps * u[i]);
-  TrainingPass pass(model);
-  return pass.forward(batch, inj);
-}
-
 void check_gradient(const Model& model, const Scenario& s, uint32_t seed) {
   std::mt19937 rng(seed);
   const auto batch = make_batch(s, model.config, rng);
@@ -132,16 +107,12 @@ void check_gradient(const Model& model, const Scenario& s, uint32_t seed) {
     REQUIRE(grad.head.count(name));
     CHECK(grad.head.at(name).shape() == t.shape());
   }
-  const auto g = grad_values(grad);
-  auto loss_at = [&](const std::vector<double>& u, double eps) {
-    return loss_along(model, batch, inj, u, eps);
-  };
-  test::check_directional_derivatives(loss_at, g, {}, rng, std::string(s.name) + ", everything");
+  const auto g = test::trained_grad(grad);
+  test::check_directions(model, batch, inj, g, 0, g.size(), std::string(s.name) + ", everything",
+                         rng);
   // the injection's part alone: the head's gradient is larger and could hide an error in it
-  std::vector<double> injection_part(g.size(), 0.0);
-  std::fill_n(injection_part.begin(), inj.virtual_tokens.size() + inj.prefix.size(), 1.0);
-  test::check_directional_derivatives(loss_at, g, injection_part, rng,
-                                      std::string(s.name) + ", injection");
+  test::check_directions(model, batch, inj, g, 0, inj.virtual_tokens.size() + inj.prefix.size(),
+                         std::string(s.name) + ", injection", rng);
 }
 
 std::vector<float> logits_of(const Model& model, const std::vector<Sequence>& batch,
@@ -187,7 +158,7 @@ TEST_CASE("encoder: the model's own head is used and differentiated when the inj
   a.backward(ga);
   b.backward(gb);
   REQUIRE(gb.head.size() == model.classifier.size());
-  CHECK(grad_values(ga) == grad_values(gb));
+  CHECK(test::trained_grad(ga) == test::trained_grad(gb));
 }
 
 TEST_CASE("encoder: recompute gives the same loss and gradient", "[encoders]") {
@@ -201,7 +172,7 @@ TEST_CASE("encoder: recompute gives the same loss and gradient", "[encoders]") {
   InjectionGrad a, b;
   keep.backward(a);
   recompute.backward(b);
-  CHECK(grad_values(a) == grad_values(b));
+  CHECK(test::trained_grad(a) == test::trained_grad(b));
 }
 
 TEST_CASE("encoder: attention is bidirectional and sequences are independent", "[encoders]") {
