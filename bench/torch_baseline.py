@@ -34,6 +34,11 @@ SHAPES = {
                    "num_key_value_heads": 2, "vocab_size": 1024, "rope_theta": 10000.0,
                    "rms_norm_eps": 1e-5, "tie_word_embeddings": False,
                    "max_position_embeddings": 512},
+    # a SEQ_CLS encoder (--workload cls), run by encoder_baseline.py
+    "roberta-base": {"model_type": "roberta", "num_hidden_layers": 12, "hidden_size": 768,
+                     "intermediate_size": 3072, "num_attention_heads": 12,
+                     "vocab_size": 50265, "max_position_embeddings": 514, "pad_token_id": 1,
+                     "layer_norm_eps": 1e-5, "num_labels": 2},
 }
 
 
@@ -52,13 +57,18 @@ def main():
     ap.add_argument("--workload", default="lm", choices=["lm", "cls", "generate"],
                     help="lm: every token labelled, fixed length; cls: lengths drawn from "
                          "[seq/4, seq], right-padded to the longest, only the last 2 real "
-                         "tokens labelled; generate: batch-1 greedy decoding of --new tokens "
+                         "tokens labelled (encoders: one class each, the head trained too); generate: batch-1 greedy decoding of --new tokens "
                          "after a --seq token prompt, KV cache kept, prompt injected once")
     ap.add_argument("--new", type=int, default=64, help="tokens to generate (generate workload)")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
     cfg = SHAPES[a.shape]
+    if cfg["model_type"] == "roberta":
+        if a.workload != "cls":
+            sys.exit(f"--workload {a.workload}: {a.shape} is a classifier; use --workload cls")
+        import encoder_baseline  # noqa: E402 (beside this file)
+        return time_steps(a, *encoder_baseline.make_step(a, cfg))
     forward, embed = R.ARCH[cfg["model_type"]]
     W = R.random_weights(cfg, a.seed)
     L, d, H, kvH, V = R.dims(cfg)
@@ -111,6 +121,12 @@ def main():
 
     if a.workload == "generate":
         return generate(a, W, cfg, forward, embed, prompt, ids[:1], P, d)
+    time_steps(a, step, T, real)
+
+
+def time_steps(a, step, T, real):
+    """Runs the warm-up and timed training steps; prints the JSON line (T: the padded
+    length, real: the real tokens per example)."""
     for _ in range(a.warmup):
         step()
     times = []
@@ -121,7 +137,7 @@ def main():
     med = statistics.median(times)
     print(json.dumps({
         "impl": f"pytorch-{torch.__version__}", "shape": a.shape, "method": a.method,
-        "batch": B, "seq": T, "virtual": P, "threads": a.threads,
+        "batch": a.batch, "seq": T, "virtual": a.virtual, "threads": a.threads,
         "step_ms_median": round(med * 1e3, 2), "step_ms_min": round(min(times) * 1e3, 2),
         "workload": a.workload, "tokens_per_s": round(float(real.sum()) / med, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

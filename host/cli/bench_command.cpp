@@ -49,8 +49,14 @@ ModelConfig shape_config(const std::string& name) {
   } else if (name == "tiny-llama") {
     c.n_layers = 4, c.dim = 128, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 32;
     c.ffn_dim = 344, c.vocab_size = 1024, c.max_positions = 512;
+  } else if (name == "roberta-base") {  // a SEQ_CLS encoder: --workload cls
+    set_family(c, Arch::kRoberta);
+    c.n_layers = 12, c.dim = 768, c.n_heads = 12, c.n_kv_heads = 12, c.head_dim = 64;
+    c.ffn_dim = 3072, c.vocab_size = 50265, c.max_positions = 512, c.norm_eps = 1e-5f;
+    c.labels = {"LABEL_0", "LABEL_1"};
   } else {
-    throw Error("--shape: expected gpt2-small, smollm2-135m or tiny-llama, got \"" + name + "\"");
+    throw Error("--shape: expected gpt2-small, smollm2-135m, tiny-llama or roberta-base, got \"" +
+                name + "\"");
   }
   return c;
 }
@@ -97,10 +103,10 @@ int bench_command(int argc, char** argv) {
   // clang-format off
   desc.add_options()
     ("help,h", "show this help and exit")
-    ("shape", po::value(&shape)->default_value("gpt2-small"), "gpt2-small, smollm2-135m or tiny-llama (random weights)")
+    ("shape", po::value(&shape)->default_value("gpt2-small"), "gpt2-small, smollm2-135m, tiny-llama or roberta-base (random weights)")
     ("model", po::value(&model_path), "a real model instead of --shape")
     ("plugin", po::value(&plugin)->default_value("prompt_tuning"), "prompt_tuning or prefix_tuning (with its MLP, hidden 512, as the baseline)")
-    ("workload", po::value(&workload)->default_value("lm"), "lm (every token labelled), cls (lengths in [seq/4, seq], last 2 labelled), generate (batch 1 greedy decoding)")
+    ("workload", po::value(&workload)->default_value("lm"), "lm (every token labelled), cls (lengths in [seq/4, seq], last 2 labelled; encoders: one class each, the head trained too), generate (batch 1 greedy decoding)")
     ("batch", po::value(&batch)->default_value(8), "examples per step")
     ("seq", po::value(&seq)->default_value(128), "text tokens per example (the prompt for generate)")
     ("virtual", po::value(&virt)->default_value(20), "virtual tokens / prefix length")
@@ -128,8 +134,12 @@ int bench_command(int argc, char** argv) {
   }
   try {  // every option's range, before any model is made
     if (model_path.empty())
-      trainer::check_choice("--shape", shape, {"gpt2-small", "smollm2-135m", "tiny-llama"});
+      trainer::check_choice("--shape", shape,
+                            {"gpt2-small", "smollm2-135m", "tiny-llama", "roberta-base"});
     trainer::check_choice("--workload", workload, {"lm", "cls", "generate"});
+    if (model_path.empty() && shape_config(shape).stacks == Stacks::kEncoder && workload != "cls")
+      throw trainer::OptionError("--workload must be cls for " + shape +
+                                 " (a classifier), got " + workload);
     trainer::check_int("--batch", batch, 1);
     trainer::check_int("--seq", seq, workload == "cls" ? 4 : 1);  // cls: lengths from seq/4 up
     trainer::check_int("--virtual", virt, 1);
@@ -147,6 +157,10 @@ int bench_command(int argc, char** argv) {
     const Model model =
         model_path.empty() ? make_random_model(shape_config(shape), seed) : load_model(model_path);
     const ModelConfig& c = model.config;
+    const bool encoder = c.stacks == Stacks::kEncoder;
+    if (encoder && workload != "cls")
+      throw Error("--workload " + workload + ": a " + arch_name(c.arch) +
+                  " model is a classifier; use --workload cls");
     auto library = host::find_plugin(plugin, {});
     std::vector<std::string> sets = {"num_virtual_tokens=" + std::to_string(virt)};
     if (library->descriptor().name == std::string("prefix_tuning"))
@@ -214,6 +228,10 @@ int bench_command(int argc, char** argv) {
           const bool scored = workload == "lm" || t >= len - 2;
           s.labels.push_back(scored ? s.tokens.back() : kIgnoreLabel);
         }
+        if (encoder) {  // SEQ_CLS: one class per text
+          s.labels.clear();
+          s.class_label = (int32_t)(rng() % c.num_labels());
+        }
         real_tokens += len;
       }
       std::vector<size_t> numels;
@@ -222,17 +240,28 @@ int bench_command(int argc, char** argv) {
         numels.push_back(p.numel);
         refs.push_back({p.value, p.grad, p.numel});
       }
+      // SEQ_CLS: the classification head trains with the prompt (PEFT's modules_to_save)
+      NamedTensors head = model.classifier, head_grad = model.classifier;
+      for (auto& [name, t] : head) {
+        numels.push_back(t.size());
+        refs.push_back({t.data(), head_grad.at(name).data(), t.size()});
+      }
       trainer::AdamWOptions adamw;
       trainer::AdamW optimizer(adamw, numels);
       TrainingPass pass(model);
       int step_no = 0;
       auto step = [&] {
         method.zero_grad();
-        const Injection inj = method.forward(batch, {}, true, step_no);
+        Injection inj = method.forward(batch, {}, true, step_no);
+        inj.head = head;
         pass.forward(data, inj);
         InjectionGrad grad;
         pass.backward(grad);
         method.backward(batch, {}, grad, step_no);
+        for (auto& [name, g] : head_grad) {  // into the buffers the optimizer reads
+          const auto& src = grad.head.at(name);
+          std::copy(src.begin(), src.end(), g.begin());
+        }
         optimizer.update(refs, 1e-3, ++step_no);
       };
       for (int w = 0; w < warmup; ++w) step();

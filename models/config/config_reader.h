@@ -127,6 +127,9 @@ class ConfigReader {
 
   const std::string& path() const { return path_; }
 
+  // The field is in the file, possibly as null (which `has` treats as absent).
+  bool present(const char* field) const { return root_.find(field) != root_.end(); }
+
  private:
   int to_int(const char* field, const json& value) const {
     if (!value.is_number_integer()) throw wrong_type(field, "an integer", value);

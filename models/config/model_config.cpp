@@ -44,6 +44,21 @@ void set_family(ModelConfig& c, Arch arch) {
     c.gated_mlp = false;
     c.positions = Positions::kLearned;
   }
+  if (arch == Arch::kBert || arch == Arch::kRoberta) {  // post-norm encoders, SEQ_CLS only
+    c.stacks = Stacks::kEncoder;
+    c.task = TaskType::kSeqCls;
+    c.norm = NormKind::kLayer;
+    c.post_norm = true;
+    c.activation = Activation::kGeluErf;
+    c.gated_mlp = false;
+    c.positions = Positions::kLearned;
+    c.qkv_bias = true;
+    c.embed_norm = true;  // over word + position + token type
+    c.classifier = arch == Arch::kBert ? ClassifierHead::kPooler : ClassifierHead::kDenseTanh;
+    c.type_vocab_size = arch == Arch::kBert ? 2 : 1;
+    c.pad_id = arch == Arch::kBert ? 0 : 1;
+    c.position_offset = arch == Arch::kBert ? 0 : c.pad_id + 1;  // fairseq's padding_idx + 1
+  }
   if (arch == Arch::kBloom) {
     c.norm = NormKind::kLayer;
     c.activation = Activation::kGeluTanh;
@@ -125,6 +140,12 @@ void validate_config(const ModelConfig& c, const std::string& source) {
       throw Error(source + ": gpt2 needs n_kv_heads == n_heads and n_heads * head_dim == dim");
     }
   }
+  if (c.type_vocab_size < 0 || c.type_vocab_size > kMaxVocab)
+    throw Error(source + ": type_vocab_size (" + std::to_string(c.type_vocab_size) +
+                ") must be in [0, " + std::to_string(kMaxVocab) + "]");
+  if (c.position_offset < 0 || c.position_offset > kMaxPositions - c.max_positions)
+    throw Error(source + ": position_offset (" + std::to_string(c.position_offset) +
+                ") must be in [0, " + std::to_string(kMaxPositions - c.max_positions) + "]");
   for (auto [id, field] : {std::pair{c.bos_id, "bos_id"}, std::pair{c.eos_id, "eos_id"}}) {
     if (id < -1 || id >= c.vocab_size) {
       throw Error(source + ": " + field + " (" + std::to_string(id) +
@@ -149,6 +170,9 @@ void read_task(const ConfigReader& r, ModelConfig& c) {
     c.task = TaskType::kSeq2SeqLm;
   } else if (c.stacks == Stacks::kEncoderDecoder) {
     c.task = TaskType::kSeq2SeqLm;
+  } else if (c.stacks == Stacks::kEncoder) {
+    c.task = TaskType::kSeqCls;  // e.g. BertForMaskedLM: classified as transformers'
+                                 // AutoModelForSequenceClassification would (a new head)
   } else {
     c.task = TaskType::kCausalLm;
   }

@@ -73,9 +73,15 @@ struct ModelConfig {
   int pad_id = -1;
   int decoder_start_id = -1;  // encoder-decoders: the decoder's first input token
   int n_decoder_layers = 0;   // encoder-decoders: the decoder stack (n_layers: the encoder)
-  // bloom: a norm (Model::embed_norm) on every input row, virtual tokens included, after
-  // embed_scale and before the first layer.
+  // bloom, bert: a norm (Model::embed_norm) on every input row, virtual tokens included,
+  // after embed_scale (and the position and token-type embeddings) and before the first
+  // layer.
   bool embed_norm = false;
+  // Encoders (bert, roberta): rows of the token-type table (0: no token types), and the
+  // first row of the position table (roberta: padding_idx + 1; the table then holds
+  // position_offset + max_positions rows).
+  int type_vocab_size = 0;
+  int position_offset = 0;
 
   int num_labels() const { return (int)labels.size(); }
 
@@ -91,7 +97,8 @@ struct ModelConfig {
 // Sets `arch` and the recipe fields to that family's usual choices (llama's are the
 // defaults above; gpt2: LayerNorm, tanh-GELU, plain MLP, learned positions; bloom: LayerNorm,
 // tanh-GELU, plain MLP, ALiBi, the embedding norm; gemma: GeGLU (tanh) — its embed_scale,
-// sqrt(dim), is set by the caller once dim is known). For configs
+// sqrt(dim), is set by the caller once dim is known; bert and roberta: post-norm SEQ_CLS
+// encoders with erf-GELU, biases, token types and the embedding norm). For configs
 // built in code (random models, benchmarks, tests); families parsing config.json call it
 // first and then set what their config says.
 void set_family(ModelConfig& config, Arch arch);

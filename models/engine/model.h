@@ -61,6 +61,12 @@ struct Model {
   // SEQ_CLS models: the base model's classification head, by transformers' module path
   // (the starting point of the head a prompt method trains with it).
   NamedTensors classifier;
+  // Encoders (bert, roberta): position_embedding has position_offset + max_positions
+  // rows; the token-type table [type_vocab_size, dim]; bert's pooler (frozen:
+  // tanh(pooler(h[0])) feeds the classifier). In post-norm layers (config.post_norm)
+  // attn_norm follows the attention's residual sum and mlp_norm the MLP's.
+  const float* token_type_embedding = nullptr;
+  Linear pooler;
   std::vector<std::shared_ptr<WeightStorage>> storage;
   Norm embed_norm;  // config.embed_norm (bloom's word_embeddings_layernorm), else unset
 

@@ -24,5 +24,7 @@ class PassImpl {
 
 // decoder_pass.cpp: decoder-only stacks (causal LMs).
 std::unique_ptr<PassImpl> make_decoder_pass(const Model& model, PassOptions options);
+// encoder_pass.cpp: encoder-only stacks (SEQ_CLS: bert, roberta).
+std::unique_ptr<PassImpl> make_encoder_pass(const Model& model, PassOptions options);
 
 }  // namespace ph

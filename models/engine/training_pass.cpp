@@ -12,6 +12,7 @@ std::unique_ptr<PassImpl> make_pass(const Model& model, PassOptions options) {
     case Stacks::kDecoder:
       return make_decoder_pass(model, options);
     case Stacks::kEncoder:
+      return make_encoder_pass(model, options);
     case Stacks::kEncoderDecoder:
       break;
   }

@@ -1,10 +1,13 @@
-// One transformer block (llama or gpt2) over the packed rows of a batch: forward,
-// keeping what backward needs, and backward to the block's input.
+// One transformer block over the packed rows of a batch: forward, keeping what backward
+// needs, and backward to the block's input. Pre-norm (llama, gpt2: x + attn(norm(x)),
+// then h + mlp(norm(h))) or, with config.post_norm, post-norm (bert: norm(x + attn(x)),
+// then norm(h + mlp(h))); both are made of the same attention and MLP sublayers.
 //
 // The rows form segments (one per sequence, plus at most one "shared" segment of
 // virtual tokens the whole batch starts with). Every segment sees the external
 // key/value spans of this layer (a learned prefix or a KV cache), segments flagged
-// sees_shared also see the shared segment's keys, and then their own keys causally.
+// sees_shared also see the shared segment's keys, and then their own keys: causally, or
+// all of them when the layout is not causal (encoders).
 #pragma once
 
 #include <vector>
@@ -28,6 +31,7 @@ struct BatchLayout {
   int shared_rows = 0;            // rows [0, shared_rows) are the shared segment (if > 0)
   std::vector<Segment> segments;  // the shared segment first, when present
   std::vector<int> positions;     // per row
+  bool causal = true;             // false: each row sees its whole segment (encoders)
   // A score bias by distance for every attention of the layers (ALiBi), covering every
   // distance among the positions in use and the external spans'; null: none.
   const DistanceBias* bias = nullptr;
@@ -44,6 +48,8 @@ struct LayerActivations {
   xt::xtensor<float, 2> h;     // after the attention residual [rows, dim]
   xt::xtensor<float, 1> mean2, rstd2;
   xt::xtensor<float, 2> mlp_pre;  // llama [rows, 2*ffn] (gate|up), gpt2 [rows, ffn]
+  // post-norm: the residual sums the norms take (h = norm(h_sum), y = norm(y_sum))
+  xt::xtensor<float, 2> h_sum, y_sum;
 };
 
 // Temporaries of one layer's forward or backward, shared by all layers of a pass (one
@@ -51,6 +57,7 @@ struct LayerActivations {
 struct LayerScratch {
   xt::xtensor<float, 2> normed, act;                       // forward
   xt::xtensor<float, 2> dact, dpre, dnormed, dattn, dqkv;  // backward
+  xt::xtensor<float, 2> dsum;                              // post-norm backward
 };
 
 class TransformerLayer {
@@ -74,6 +81,33 @@ class TransformerLayer {
                                                    const std::vector<KVSpan>& external,
                                                    const LayerActivations& acts, float* dqkv) const;
   AttentionShape shape_for(const BatchLayout& layout) const;
+
+  void forward_pre_norm(const BatchLayout& layout, const std::vector<KVSpan>& external,
+                        const xt::xtensor<float, 2>& x, LayerActivations& acts,
+                        xt::xtensor<float, 2>& y, LayerScratch& scratch) const;
+  void backward_pre_norm(const BatchLayout& layout, const std::vector<KVSpan>& external,
+                         const xt::xtensor<float, 2>& x, const LayerActivations& acts,
+                         const xt::xtensor<float, 2>& dy, xt::xtensor<float, 2>& dx,
+                         LayerScratch& scratch) const;
+  void forward_post_norm(const BatchLayout& layout, const std::vector<KVSpan>& external,
+                         const xt::xtensor<float, 2>& x, LayerActivations& acts,
+                         xt::xtensor<float, 2>& y, LayerScratch& scratch) const;
+  void backward_post_norm(const BatchLayout& layout, const std::vector<KVSpan>& external,
+                          const xt::xtensor<float, 2>& x, const LayerActivations& acts,
+                          const xt::xtensor<float, 2>& dy, xt::xtensor<float, 2>& dx,
+                          LayerScratch& scratch) const;
+
+  // The sublayers. Forward adds its output to `out` (which holds the residual); backward
+  // writes (or, with accumulate, adds) d loss / d input from d loss / d output.
+  void attention_sublayer(const BatchLayout& layout, const std::vector<KVSpan>& external,
+                          const float* in, LayerActivations& acts, float* out) const;
+  void attention_sublayer_backward(const BatchLayout& layout, const std::vector<KVSpan>& external,
+                                   const LayerActivations& acts, const float* dout, float* din,
+                                   bool accumulate, LayerScratch& scratch) const;
+  void mlp_sublayer(int rows, const float* in, LayerActivations& acts, float* out,
+                    LayerScratch& scratch) const;
+  void mlp_sublayer_backward(int rows, const LayerActivations& acts, const float* dout, float* din,
+                             bool accumulate, LayerScratch& scratch) const;
 
   const ModelConfig& config_;
   const LayerWeights& w_;

@@ -44,6 +44,8 @@ void check_kv_heads(const ConfigReader& config, const ModelConfig& c);
 void load_llama_layout(TensorReader& weights, Model& model, const std::string& dir,
                        const float* (*norm_gain)(TensorReader&, const std::string& name,
                                                  int64_t dim));
+extern const Family kBertFamily;
+extern const Family kRobertaFamily;
 
 // Every family, in the order `supported_model_types` lists them.
 const std::vector<const Family*>& all_families();

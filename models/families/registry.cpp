@@ -11,6 +11,8 @@ const std::vector<const Family*>& all_families() {
       &kGpt2Family,
       &kBloomFamily,
       &kGemmaFamily,
+      &kBertFamily,
+      &kRobertaFamily,
   };
   return families;
 }

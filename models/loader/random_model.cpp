@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "models/engine/encoder_head.h"
+
 namespace ph {
 
 namespace {
@@ -41,11 +43,12 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
   const ModelConfig& c = config;
   const size_t D = c.dim, F = c.ffn_dim, V = c.vocab_size;
   const bool gpt2 = c.arch == Arch::kGpt2;
-  const bool all_biases = gpt2 || c.arch == Arch::kBloom;  // every projection has one
+  const bool encoder = c.stacks == Stacks::kEncoder;                  // bert, roberta
+  const bool all_biases = gpt2 || c.arch == Arch::kBloom || encoder;  // every projection has one
   const bool biases = all_biases || c.qkv_bias;
   m.token_embedding = fill(V * D, 0.0f, 0.02f);
   if (c.positions == Positions::kLearned)
-    m.position_embedding = fill((size_t)c.max_positions * D, 0.0f, 0.01f);
+    m.position_embedding = fill(((size_t)c.position_offset + c.max_positions) * D, 0.0f, 0.01f);
   auto norm = [&]() {
     return Norm{fill(D, 1.0f, 0.1f), c.layer_norm() ? fill(D, 0.0f, 0.02f) : nullptr};
   };
@@ -59,6 +62,7 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
     l.b = bias ? fill(out, 0.0f, 0.02f) : nullptr;
     return l;
   };
+  if (c.type_vocab_size) m.token_type_embedding = fill((size_t)c.type_vocab_size * D, 0.0f, 0.02f);
   for (int i = 0; i < c.n_layers; ++i) {
     LayerWeights w;
     w.attn_norm = norm();
@@ -68,6 +72,15 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
     w.mlp_in = linear(D, c.gated_mlp ? 2 * F : F, all_biases);
     w.mlp_out = linear(F, D, all_biases);
     m.layers.push_back(w);
+  }
+  if (encoder) {  // no output norm or LM head: a classification head instead
+    if (c.classifier == ClassifierHead::kPooler) m.pooler = linear(D, D, true);
+    for (const auto& t : encoder_head_tensors(c, c.num_labels())) {
+      xt::xarray<float> values = xt::zeros<float>(t.shape);
+      for (float& v : values) v = normal(0.0f, 0.02f);
+      m.classifier[t.name] = std::move(values);
+    }
+    return m;
   }
   m.final_norm = norm();
   if (c.tied_head) {

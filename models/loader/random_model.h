@@ -12,7 +12,9 @@ namespace ph {
 // matrices N(0, 0.02), norm gains 1 + N(0, 0.1), biases N(0, 0.02). The same seed
 // gives the same weights on every machine (no std:: distributions). The recipe decides
 // what exists: biases (gpt2, bloom: every projection; qkv_bias), LayerNorm biases, the
-// embedding norm, learned positions, and for a SEQ_CLS decoder its score head.
+// embedding norm, learned positions, and for a SEQ_CLS decoder its score head. Encoders
+// (bert, roberta) also get their token-type table, pooler and a classification head for
+// config.num_labels() classes (Model::classifier).
 Model make_random_model(const ModelConfig& config, uint64_t seed);
 
 }  // namespace ph

@@ -202,8 +202,8 @@ TEST_CASE("config: errors name the file and the field", "[config]") {
     rejects_field(gpt2, "n_head", 5, "'n_embd' (64) is not divisible by 'n_head' (5)");
   }
   SECTION("unknown model_type lists the supported ones") {
-    rejects_field(llama, "model_type", "bert",
-                  "'model_type' is 'bert'; supported: llama, mistral, qwen2, gpt2");
+    rejects_field(llama, "model_type", "mamba",
+                  "'model_type' is 'mamba'; supported: llama, mistral, qwen2, gpt2");
   }
   SECTION("features the kernels do not implement") {
     rejects_field(gpt2, "activation_function", "relu", "'activation_function' is 'relu'");
