@@ -73,6 +73,11 @@ struct ModelConfig {
   int pad_id = -1;
   int decoder_start_id = -1;  // encoder-decoders: the decoder's first input token
   int n_decoder_layers = 0;   // encoder-decoders: the decoder stack (n_layers: the encoder)
+  // t5 (Positions::kRelative): distances map to this many learned buckets per head, exact
+  // up to half of them and logarithmic up to max_distance (transformers'
+  // _relative_position_bucket; bidirectional in the encoder, causal in the decoder).
+  int relative_buckets = 0;
+  int relative_max_distance = 0;
 
   int num_labels() const { return (int)labels.size(); }
 

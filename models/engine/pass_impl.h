@@ -24,5 +24,7 @@ class PassImpl {
 
 // decoder_pass.cpp: decoder-only stacks (causal LMs).
 std::unique_ptr<PassImpl> make_decoder_pass(const Model& model, PassOptions options);
+// seq2seq_pass.cpp: encoder-decoder stacks (t5, SEQ_2_SEQ_LM).
+std::unique_ptr<PassImpl> make_seq2seq_pass(const Model& model, PassOptions options);
 
 }  // namespace ph

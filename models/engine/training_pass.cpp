@@ -11,8 +11,9 @@ std::unique_ptr<PassImpl> make_pass(const Model& model, PassOptions options) {
   switch (model.config.stacks) {
     case Stacks::kDecoder:
       return make_decoder_pass(model, options);
-    case Stacks::kEncoder:
     case Stacks::kEncoderDecoder:
+      return make_seq2seq_pass(model, options);
+    case Stacks::kEncoder:
       break;
   }
   throw Error(std::string("no training pass for the stacks of a ") + arch_name(model.config.arch) +

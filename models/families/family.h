@@ -24,6 +24,7 @@ struct Family {
 
 extern const Family kLlamaFamily;
 extern const Family kGpt2Family;
+extern const Family kT5Family;
 
 // Every family, in the order `supported_model_types` lists them.
 const std::vector<const Family*>& all_families();

@@ -9,6 +9,7 @@ const std::vector<const Family*>& all_families() {
   static const std::vector<const Family*> families = {
       &kLlamaFamily,
       &kGpt2Family,
+      &kT5Family,
   };
   return families;
 }
