@@ -43,7 +43,7 @@ void read_feed_forward(const ConfigReader& r, ModelConfig& c) {
 
 ModelConfig parse_t5(const ConfigReader& r, const std::string&) {
   ModelConfig c;
-  set_family(c, Arch::kT5);
+  set_family(c, Arch::kT5);  // the recipe: RMS norm, relative positions, no scale, two stacks
   c.dim = r.required_size("d_model", kMaxWidth);
   c.head_dim = r.required_size("d_kv", kMaxWidth);
   c.ffn_dim = r.required_size("d_ff", kMaxWidth);
@@ -67,10 +67,6 @@ ModelConfig parse_t5(const ConfigReader& r, const std::string&) {
                 std::to_string(c.decoder_start_id) + ") is missing or outside the vocabulary of " +
                 std::to_string(c.vocab_size));
   read_feed_forward(r, c);
-  c.norm = NormKind::kRms;
-  c.positions = Positions::kRelative;
-  c.attn_scale = 1.0f;
-  c.stacks = Stacks::kEncoderDecoder;
   return c;
 }
 
