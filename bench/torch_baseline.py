@@ -34,6 +34,10 @@ SHAPES = {
                    "num_key_value_heads": 2, "vocab_size": 1024, "rope_theta": 10000.0,
                    "rms_norm_eps": 1e-5, "tie_word_embeddings": False,
                    "max_position_embeddings": 512},
+    # an encoder-decoder (SEQ_2_SEQ_LM, --workload lm), run by seq2seq_baseline.py
+    "t5-base": {"model_type": "t5", "num_layers": 12, "num_decoder_layers": 12, "d_model": 768,
+                "d_kv": 64, "d_ff": 3072, "num_heads": 12, "vocab_size": 32128,
+                "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128},
 }
 
 
@@ -59,6 +63,9 @@ def main():
 
     torch.set_num_threads(a.threads)
     cfg = SHAPES[a.shape]
+    if cfg["model_type"] == "t5":
+        import seq2seq_baseline  # noqa: E402 (beside this file)
+        return seq2seq_baseline.run(a, cfg)
     forward, embed = R.ARCH[cfg["model_type"]]
     W = R.random_weights(cfg, a.seed)
     L, d, H, kvH, V = R.dims(cfg)
@@ -111,6 +118,11 @@ def main():
 
     if a.workload == "generate":
         return generate(a, W, cfg, forward, embed, prompt, ids[:1], P, d)
+    report_training(a, step, B, T, float(real.sum()))
+
+
+def report_training(a, step, batch, seq, real_tokens):
+    """Runs a.warmup untimed and a.steps timed training steps and prints the JSON line."""
     for _ in range(a.warmup):
         step()
     times = []
@@ -121,9 +133,9 @@ def main():
     med = statistics.median(times)
     print(json.dumps({
         "impl": f"pytorch-{torch.__version__}", "shape": a.shape, "method": a.method,
-        "batch": B, "seq": T, "virtual": P, "threads": a.threads,
+        "batch": batch, "seq": seq, "virtual": a.virtual, "threads": a.threads,
         "step_ms_median": round(med * 1e3, 2), "step_ms_min": round(min(times) * 1e3, 2),
-        "workload": a.workload, "tokens_per_s": round(float(real.sum()) / med, 1),
+        "workload": a.workload, "tokens_per_s": round(real_tokens / med, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }))
 

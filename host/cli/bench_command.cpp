@@ -49,8 +49,13 @@ ModelConfig shape_config(const std::string& name) {
   } else if (name == "tiny-llama") {
     c.n_layers = 4, c.dim = 128, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 32;
     c.ffn_dim = 344, c.vocab_size = 1024, c.max_positions = 512;
+  } else if (name == "t5-base") {  // T5 v1.0 base: relu feed-forward, tied head, 12 + 12 layers
+    set_family(c, Arch::kT5);
+    c.n_layers = 12, c.n_decoder_layers = 12, c.dim = 768, c.n_heads = 12, c.n_kv_heads = 12;
+    c.head_dim = 64, c.ffn_dim = 3072, c.vocab_size = 32128, c.max_positions = 512;
+    c.tied_head = true, c.decoder_start_id = 0, c.eos_id = 1, c.pad_id = 0;
   } else {
-    throw Error("--shape: expected gpt2-small, smollm2-135m or tiny-llama, got \"" + name + "\"");
+    throw Error("--shape: expected gpt2-small, smollm2-135m, tiny-llama or t5-base, got \"" + name + "\"");
   }
   return c;
 }
@@ -97,7 +102,7 @@ int bench_command(int argc, char** argv) {
   // clang-format off
   desc.add_options()
     ("help,h", "show this help and exit")
-    ("shape", po::value(&shape)->default_value("gpt2-small"), "gpt2-small, smollm2-135m or tiny-llama (random weights)")
+    ("shape", po::value(&shape)->default_value("gpt2-small"), "gpt2-small, smollm2-135m, tiny-llama or t5-base (random weights; t5-base: SEQ_2_SEQ_LM, lm workload only)")
     ("model", po::value(&model_path), "a real model instead of --shape")
     ("plugin", po::value(&plugin)->default_value("prompt_tuning"), "prompt_tuning or prefix_tuning (with its MLP, hidden 512, as the baseline)")
     ("workload", po::value(&workload)->default_value("lm"), "lm (every token labelled), cls (lengths in [seq/4, seq], last 2 labelled), generate (batch 1 greedy decoding)")
@@ -128,7 +133,7 @@ int bench_command(int argc, char** argv) {
   }
   try {  // every option's range, before any model is made
     if (model_path.empty())
-      trainer::check_choice("--shape", shape, {"gpt2-small", "smollm2-135m", "tiny-llama"});
+      trainer::check_choice("--shape", shape, {"gpt2-small", "smollm2-135m", "tiny-llama", "t5-base"});
     trainer::check_choice("--workload", workload, {"lm", "cls", "generate"});
     trainer::check_int("--batch", batch, 1);
     trainer::check_int("--seq", seq, workload == "cls" ? 4 : 1);  // cls: lengths from seq/4 up
@@ -164,6 +169,9 @@ int bench_command(int argc, char** argv) {
                           {"method", library->descriptor().name},
                           {"threads", threads}};
 
+    const bool seq2seq = c.stacks == Stacks::kEncoderDecoder;
+    if (seq2seq && workload != "lm")
+      throw Error("--workload " + workload + ": an encoder-decoder is benchmarked with --workload lm");
     if (workload == "generate") {
       std::vector<int32_t> prompt;
       for (int k = 0; k < spec.n_virtual; ++k) prompt.push_back(virtual_slot(k));
@@ -203,7 +211,20 @@ int bench_command(int argc, char** argv) {
       std::vector<Sequence> data(batch);
       long real_tokens = 0;
       std::uniform_int_distribution<int> len_dist(seq / 4, seq);
+      // Encoder-decoders (SEQ_2_SEQ_LM): the encoder reads the virtual tokens and seq text
+      // tokens, the decoder max(1, seq/4) tokens, every decoder label scored.
+      const int decoder_len = std::max(1, seq / 4);
       for (auto& s : data) {
+        if (seq2seq) {
+          for (int k = 0; k < spec.n_virtual; ++k) s.tokens.push_back(virtual_slot(k));
+          for (int t = 0; t < seq; ++t) s.tokens.push_back(token());
+          s.decoder_tokens.push_back(c.decoder_start_id);
+          for (int t = 0; t < decoder_len; ++t) s.decoder_labels.push_back(token());
+          s.decoder_tokens.insert(s.decoder_tokens.end(), s.decoder_labels.begin(),
+                                  s.decoder_labels.end() - 1);
+          real_tokens += seq + decoder_len;
+          continue;
+        }
         const int len = workload == "cls" ? len_dist(rng) : seq;
         for (int k = 0; k < spec.n_virtual; ++k) {
           s.tokens.push_back(virtual_slot(k));

@@ -371,45 +371,59 @@ TEST_CASE("t5 configs read as transformers reads them", "[t5]") {
   CHECK(silu.n_decoder_layers == 3);  // defaults to num_layers
 }
 
+// generate_seq2seq's greedy output, each token checked against the argmax of the full
+// forward (TrainingPass) over the decoder input so far.
+void check_greedy(const Model& model, const Injection& inj, const Seq2SeqInput& input) {
+  GenerateOptions options;
+  options.max_new_tokens = 6;
+  options.sampling.temperature = 0.0f;
+  options.stop_ids = stop_ids(model.config, -1);
+  const auto generated = generate_seq2seq(model, inj, input, options);
+  REQUIRE(!generated.empty());
+  Sequence full;
+  full.tokens = input.encoder;
+  full.decoder_tokens = input.decoder_lead;
+  full.decoder_tokens.push_back(model.config.decoder_start_id);
+  for (size_t k = 0; k < generated.size(); ++k) {
+    full.decoder_labels.assign(full.decoder_tokens.size(), kIgnoreLabel);
+    TrainingPass pass(model, PassOptions{false, true, input.prefix_all_attention});
+    pass.forward({full}, inj);
+    const auto& logits = pass.logits().at(0);
+    const size_t last = logits.shape(0) - 1;
+    int best = 0;
+    for (size_t v = 1; v < logits.shape(1); ++v)
+      if (logits(last, v) > logits(last, best)) best = (int)v;
+    CHECK(generated[k] == best);
+    full.decoder_tokens.push_back(generated[k]);
+  }
+  if (generated.back() != model.config.eos_id) CHECK(generated.size() == 6);
+}
+
 TEST_CASE("t5 greedy generation equals step-by-step argmax of the full forward", "[t5]") {
   const std::string root = test::source_path("tests/fixtures/hf");
   const Model model = load_model(root + "/models/t5-tiny");
-  for (const char* kind : {"prompt_tuning", "prefix_tuning", "p_tuning_lstm", "multitask_prompt_tuning"}) {
+  for (const char* kind :
+       {"prompt_tuning", "prefix_tuning", "p_tuning_lstm", "multitask_prompt_tuning"}) {
     INFO(kind);
     const SafetensorsFile f(root + "/cases/t5-tiny__" + kind + ".safetensors");
-    test::HfCase c = test::read_hf_case(f);
-    Sequence s = c.batch[0];
+    const test::HfCase c = test::read_hf_case(f);
     Injection inj = c.injection;
     if (inj.virtual_tokens.size() && inj.virtual_tokens.shape(0) > 1)  // multitask: row 0's set
       inj.virtual_tokens = xt::xtensor<float, 3>(xt::view(inj.virtual_tokens, xt::range(0, 1)));
     Seq2SeqInput input;
-    input.encoder = s.tokens;
-    for (int32_t t : s.decoder_tokens)
+    input.encoder = c.batch[0].tokens;
+    for (int32_t t : c.batch[0].decoder_tokens)
       if (is_virtual(t)) input.decoder_lead.push_back(t);
-    GenerateOptions options;
-    options.max_new_tokens = 6;
-    options.sampling.temperature = 0.0f;
-    options.stop_ids = stop_ids(model.config, -1);
-    const auto generated = generate_seq2seq(model, inj, input, options);
-    REQUIRE(!generated.empty());
-
-    // the full forward over start + generated[0..k-1] predicts generated[k] at its last row
-    Sequence full;
-    full.tokens = s.tokens;
-    full.decoder_tokens = input.decoder_lead;
-    full.decoder_tokens.push_back(model.config.decoder_start_id);
-    for (size_t k = 0; k < generated.size(); ++k) {
-      full.decoder_labels.assign(full.decoder_tokens.size(), kIgnoreLabel);
-      TrainingPass pass(model, PassOptions{false, true});
-      pass.forward({full}, inj);
-      const auto& logits = pass.logits().at(0);
-      const size_t last = logits.shape(0) - 1;
-      int best = 0;
-      for (size_t v = 1; v < logits.shape(1); ++v)
-        if (logits(last, v) > logits(last, best)) best = (int)v;
-      CHECK(generated[k] == best);
-      full.decoder_tokens.push_back(generated[k]);
-    }
-    if (generated.back() != model.config.eos_id) CHECK(generated.size() == 6);
+    check_greedy(model, inj, input);
+  }
+  {
+    INFO("a prefix in every attention");
+    std::mt19937 rng(9);
+    const ModelConfig& mc = model.config;
+    const Scenario s{"all", 0, 0, false, 3, true};
+    Seq2SeqInput input;
+    input.encoder = make_batch(s, mc.vocab_size, rng)[2].tokens;
+    input.prefix_all_attention = true;
+    check_greedy(model, make_injection(s, mc, rng), input);
   }
 }
