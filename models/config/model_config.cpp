@@ -44,6 +44,14 @@ void set_family(ModelConfig& c, Arch arch) {
     c.gated_mlp = false;
     c.positions = Positions::kLearned;
   }
+  if (arch == Arch::kBloom) {
+    c.norm = NormKind::kLayer;
+    c.activation = Activation::kGeluTanh;
+    c.gated_mlp = false;
+    c.positions = Positions::kAlibi;
+    c.embed_norm = true;
+  }
+  if (arch == Arch::kGemma) c.activation = Activation::kGeluTanh;
   if (arch == Arch::kT5) {  // T5 v1.0 (relu); v1.1 and flan-t5 are gated-gelu
     c.norm = NormKind::kRms;
     c.activation = Activation::kRelu;

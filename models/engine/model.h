@@ -80,6 +80,7 @@ struct Model {
   const float* encoder_relative_bias = nullptr;
   const float* decoder_relative_bias = nullptr;
   std::vector<std::shared_ptr<WeightStorage>> storage;
+  Norm embed_norm;  // config.embed_norm (bloom's word_embeddings_layernorm), else unset
 
   // An owned float buffer of `count` elements whose lifetime is tied to this model.
   float* allocate(size_t count);

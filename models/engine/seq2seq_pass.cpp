@@ -304,13 +304,11 @@ struct Seq2SeqState {
 
   // d loss / d input rows of a stack (in dy) -> the injection's virtual tokens.
   void virtual_grad(const Stack& st, const xt::xtensor<float, 2>& dy, InjectionGrad& grad) const {
-    const int D = model.config.dim;
     for (int r = 0; r < st.layout.rows; ++r) {
       const int32_t tok = st.row_token[r];
       if (!is_virtual(tok)) continue;
       const int set = injection.virtual_tokens.shape(0) == 1 ? 0 : st.row_example[r];
-      float* g = &grad.virtual_tokens(set, virtual_index(tok), 0);
-      for (int k = 0; k < D; ++k) g[k] += dy(r, k);
+      embed_row_backward(model, &dy(r, 0), &grad.virtual_tokens(set, virtual_index(tok), 0));
     }
   }
 };

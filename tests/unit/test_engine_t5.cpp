@@ -5,8 +5,7 @@
 // PEFT's layout and to a prefix in every attention), T5's relative buckets, config
 // errors, and greedy KV-cached generation against the full forward on t5-tiny.
 //
-// Float32 differences are noisy, so each check is along directions (the gradient's own
-// and random unit ones): the central difference of the loss must equal <grad, u>.
+// Float32 differences are noisy, so each check is along directions (gradient_check.h).
 #include <catch.hpp>
 
 #include <cmath>
@@ -16,6 +15,7 @@
 
 #include <xtensor/xview.hpp>
 
+#include "gradient_check.h"
 #include "hf_case.h"
 #include "models/engine/attention.h"
 #include "models/engine/engine.h"
@@ -28,33 +28,6 @@ namespace fs = std::filesystem;
 using namespace ph;
 
 namespace {
-
-// Checks d f / d x (analytic `grad`) along the gradient and random unit directions.
-void check_directions(const std::function<double(const std::vector<double>&, double)>& f_along,
-                      const std::vector<float>& grad, std::mt19937& rng, double eps,
-                      const std::string& what) {
-  double norm = 0.0;
-  for (float v : grad) norm += (double)v * v;
-  norm = std::sqrt(norm);
-  REQUIRE(norm > 0.0);
-  std::vector<std::vector<double>> directions{std::vector<double>(grad.begin(), grad.end())};
-  std::normal_distribution<double> normal;
-  for (int k = 0; k < 3; ++k) {
-    std::vector<double> u(grad.size());
-    for (auto& v : u) v = normal(rng);
-    directions.push_back(u);
-  }
-  for (auto& u : directions) {
-    double un = 0.0;
-    for (double v : u) un += v * v;
-    for (double& v : u) v /= std::sqrt(un);
-    const double fd = (f_along(u, eps) - f_along(u, -eps)) / (2 * eps);
-    double analytic = 0.0;
-    for (size_t i = 0; i < grad.size(); ++i) analytic += grad[i] * u[i];
-    INFO(what << ": finite difference " << fd << ", analytic " << analytic << ", |grad| " << norm);
-    CHECK(std::abs(fd - analytic) <= 2e-3 * norm + 1e-5);
-  }
-}
 
 // ---------------------------------------------------------------- attention kernel
 
@@ -229,17 +202,8 @@ void check_pass_gradient(const Model& model, const Scenario& s, uint32_t seed) {
   REQUIRE(pass.scored_count() > 0);
   InjectionGrad grad;
   pass.backward(grad);
-  std::vector<float> g(grad.virtual_tokens.begin(), grad.virtual_tokens.end());
-  g.insert(g.end(), grad.prefix.begin(), grad.prefix.end());
-  auto along = [&](const std::vector<double>& u, double eps) {
-    Injection moved = inj;
-    size_t i = 0;
-    for (auto& v : moved.virtual_tokens) v += (float)(eps * u[i++]);
-    for (auto& v : moved.prefix) v += (float)(eps * u[i++]);
-    TrainingPass p(model, options);
-    return p.forward(batch, moved);
-  };
-  check_directions(along, g, rng, 1e-2, s.name);
+  const auto g = test::trained_grad(grad);
+  test::check_directions(model, batch, inj, g, 0, g.size(), s.name, rng, options);
 }
 
 const Scenario kScenarios[] = {
@@ -280,7 +244,7 @@ TEST_CASE("attention with a distance bias and cross-attention match finite diffe
     moved.bias.table = moved.table.data();
     return moved.run(nullptr);
   };
-  check_directions(along, g, rng, 1e-2, "attention kernel");
+  test::check_function_directions(along, g, 0, g.size(), "attention kernel", rng);
 }
 
 TEST_CASE("t5 relative position buckets follow transformers' formula", "[t5]") {
