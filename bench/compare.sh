@@ -20,6 +20,7 @@ configs=(
   "--shape gpt2-small --plugin prompt_tuning --workload cls --batch 8 --seq 128 --virtual 20"
   "--shape gpt2-small --plugin prompt_tuning --workload generate --batch 1 --seq 32 --virtual 20 --new 64"
   "--shape roberta-base --plugin prompt_tuning --workload cls --batch 8 --seq 128 --virtual 20"
+  "--shape t5-base --plugin prompt_tuning --workload lm --batch 8 --seq 128 --virtual 20"
 )
 # "of peak": training, the step's GEMM GFLOP/s over the SGEMM rate measured in the same run;
 # generate, weight bytes streamed per second over the measured read bandwidth.

@@ -39,6 +39,10 @@ SHAPES = {
                      "intermediate_size": 3072, "num_attention_heads": 12,
                      "vocab_size": 50265, "max_position_embeddings": 514, "pad_token_id": 1,
                      "layer_norm_eps": 1e-5, "num_labels": 2},
+    # an encoder-decoder (SEQ_2_SEQ_LM, --workload lm), run by seq2seq_baseline.py
+    "t5-base": {"model_type": "t5", "num_layers": 12, "num_decoder_layers": 12, "d_model": 768,
+                "d_kv": 64, "d_ff": 3072, "num_heads": 12, "vocab_size": 32128,
+                "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128},
 }
 
 
@@ -68,7 +72,11 @@ def main():
         if a.workload != "cls":
             sys.exit(f"--workload {a.workload}: {a.shape} is a classifier; use --workload cls")
         import encoder_baseline  # noqa: E402 (beside this file)
-        return time_steps(a, *encoder_baseline.make_step(a, cfg))
+        step, T, real = encoder_baseline.make_step(a, cfg)
+        return report_training(a, step, a.batch, T, float(real.sum()))
+    if cfg["model_type"] == "t5":
+        import seq2seq_baseline  # noqa: E402 (beside this file)
+        return seq2seq_baseline.run(a, cfg)
     forward, embed = R.ARCH[cfg["model_type"]]
     W = R.random_weights(cfg, a.seed)
     L, d, H, kvH, V = R.dims(cfg)
@@ -121,12 +129,11 @@ def main():
 
     if a.workload == "generate":
         return generate(a, W, cfg, forward, embed, prompt, ids[:1], P, d)
-    time_steps(a, step, T, real)
+    report_training(a, step, B, T, float(real.sum()))
 
 
-def time_steps(a, step, T, real):
-    """Runs the warm-up and timed training steps; prints the JSON line (T: the padded
-    length, real: the real tokens per example)."""
+def report_training(a, step, batch, seq, real_tokens):
+    """Runs a.warmup untimed and a.steps timed training steps and prints the JSON line."""
     for _ in range(a.warmup):
         step()
     times = []
@@ -137,9 +144,9 @@ def time_steps(a, step, T, real):
     med = statistics.median(times)
     print(json.dumps({
         "impl": f"pytorch-{torch.__version__}", "shape": a.shape, "method": a.method,
-        "batch": a.batch, "seq": T, "virtual": a.virtual, "threads": a.threads,
+        "batch": batch, "seq": seq, "virtual": a.virtual, "threads": a.threads,
         "step_ms_median": round(med * 1e3, 2), "step_ms_min": round(min(times) * 1e3, 2),
-        "workload": a.workload, "tokens_per_s": round(float(real.sum()) / med, 1),
+        "workload": a.workload, "tokens_per_s": round(real_tokens / med, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }))
 

@@ -9,6 +9,7 @@
 #include <catch.hpp>
 
 #include <cmath>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -53,19 +54,20 @@ inline Injection random_injection(const ModelConfig& c, int sets, int n_virtual,
 }
 
 inline double loss_along(const Model& model, const std::vector<Sequence>& batch, Injection inj,
-                         const std::vector<double>& u, double eps) {
+                         const std::vector<double>& u, double eps, PassOptions options = {}) {
   auto p = trained_values(inj);
   for (size_t i = 0; i < p.size(); ++i) *p[i] += (float)(eps * u[i]);
-  TrainingPass pass(model);
+  TrainingPass pass(model, options);
   return pass.forward(batch, inj);
 }
 
-// CHECKs the directional derivatives of the loss at `inj` against `grad` (trained_grad's
-// order) along the normalised gradient and three random unit directions, all of them
-// nonzero only on the values [first, last) (one part of what is trained).
-inline void check_directions(const Model& model, const std::vector<Sequence>& batch,
-                             const Injection& inj, const std::vector<float>& grad, size_t first,
-                             size_t last, const std::string& name, std::mt19937& rng) {
+// CHECKs the directional derivatives of f (f_along(u, eps) = f(x + eps u)) against `grad`
+// along the normalised gradient and three random unit directions, all of them nonzero
+// only on the values [first, last).
+inline void check_function_directions(
+    const std::function<double(const std::vector<double>&, double)>& f_along,
+    const std::vector<float>& grad, size_t first, size_t last, const std::string& name,
+    std::mt19937& rng) {
   std::vector<float> g(grad.size(), 0.0f);
   std::copy(grad.begin() + first, grad.begin() + last, g.begin() + first);
   double norm = 0.0;
@@ -85,14 +87,24 @@ inline void check_directions(const Model& model, const std::vector<Sequence>& ba
     for (double v : u) un += v * v;
     for (double& v : u) v /= std::sqrt(un);
     const double eps = 1e-2;
-    const double fd =
-        (loss_along(model, batch, inj, u, eps) - loss_along(model, batch, inj, u, -eps)) /
-        (2 * eps);
+    const double fd = (f_along(u, eps) - f_along(u, -eps)) / (2 * eps);
     double analytic = 0.0;
     for (size_t i = 0; i < g.size(); ++i) analytic += g[i] * u[i];
     INFO(name << ": finite difference " << fd << ", analytic " << analytic << ", |grad| " << norm);
     CHECK(std::abs(fd - analytic) <= 2e-3 * norm + 1e-5);
   }
+}
+
+// As above for the loss of TrainingPass(model, options) at `inj` (trained_grad's order).
+inline void check_directions(const Model& model, const std::vector<Sequence>& batch,
+                             const Injection& inj, const std::vector<float>& grad, size_t first,
+                             size_t last, const std::string& name, std::mt19937& rng,
+                             PassOptions options = {}) {
+  check_function_directions(
+      [&](const std::vector<double>& u, double eps) {
+        return loss_along(model, batch, inj, u, eps, options);
+      },
+      grad, first, last, name, rng);
 }
 
 }  // namespace ph::test

@@ -54,8 +54,13 @@ ModelConfig shape_config(const std::string& name) {
     c.n_layers = 12, c.dim = 768, c.n_heads = 12, c.n_kv_heads = 12, c.head_dim = 64;
     c.ffn_dim = 3072, c.vocab_size = 50265, c.max_positions = 512, c.norm_eps = 1e-5f;
     c.labels = {"LABEL_0", "LABEL_1"};
+  } else if (name == "t5-base") {  // T5 v1.0 base: relu feed-forward, tied head, 12 + 12 layers
+    set_family(c, Arch::kT5);
+    c.n_layers = 12, c.n_decoder_layers = 12, c.dim = 768, c.n_heads = 12, c.n_kv_heads = 12;
+    c.head_dim = 64, c.ffn_dim = 3072, c.vocab_size = 32128, c.max_positions = 512;
+    c.tied_head = true, c.decoder_start_id = 0, c.eos_id = 1, c.pad_id = 0;
   } else {
-    throw Error("--shape: expected gpt2-small, smollm2-135m, tiny-llama or roberta-base, got \"" +
+    throw Error("--shape: expected gpt2-small, smollm2-135m, tiny-llama, roberta-base or t5-base, got \"" +
                 name + "\"");
   }
   return c;
@@ -103,7 +108,7 @@ int bench_command(int argc, char** argv) {
   // clang-format off
   desc.add_options()
     ("help,h", "show this help and exit")
-    ("shape", po::value(&shape)->default_value("gpt2-small"), "gpt2-small, smollm2-135m, tiny-llama or roberta-base (random weights)")
+    ("shape", po::value(&shape)->default_value("gpt2-small"), "gpt2-small, smollm2-135m, tiny-llama, roberta-base or t5-base (random weights; roberta-base: SEQ_CLS, cls workload only; t5-base: SEQ_2_SEQ_LM, lm workload only)")
     ("model", po::value(&model_path), "a real model instead of --shape")
     ("plugin", po::value(&plugin)->default_value("prompt_tuning"), "prompt_tuning or prefix_tuning (with its MLP, hidden 512, as the baseline)")
     ("workload", po::value(&workload)->default_value("lm"), "lm (every token labelled), cls (lengths in [seq/4, seq], last 2 labelled; encoders: one class each, the head trained too), generate (batch 1 greedy decoding)")
@@ -135,7 +140,7 @@ int bench_command(int argc, char** argv) {
   try {  // every option's range, before any model is made
     if (model_path.empty())
       trainer::check_choice("--shape", shape,
-                            {"gpt2-small", "smollm2-135m", "tiny-llama", "roberta-base"});
+                            {"gpt2-small", "smollm2-135m", "tiny-llama", "roberta-base", "t5-base"});
     trainer::check_choice("--workload", workload, {"lm", "cls", "generate"});
     if (model_path.empty() && shape_config(shape).stacks == Stacks::kEncoder && workload != "cls")
       throw trainer::OptionError("--workload must be cls for " + shape +
@@ -178,6 +183,9 @@ int bench_command(int argc, char** argv) {
                           {"method", library->descriptor().name},
                           {"threads", threads}};
 
+    const bool seq2seq = c.stacks == Stacks::kEncoderDecoder;
+    if (seq2seq && workload != "lm")
+      throw Error("--workload " + workload + ": an encoder-decoder is benchmarked with --workload lm");
     if (workload == "generate") {
       std::vector<int32_t> prompt;
       for (int k = 0; k < spec.n_virtual; ++k) prompt.push_back(virtual_slot(k));
@@ -217,7 +225,20 @@ int bench_command(int argc, char** argv) {
       std::vector<Sequence> data(batch);
       long real_tokens = 0;
       std::uniform_int_distribution<int> len_dist(seq / 4, seq);
+      // Encoder-decoders (SEQ_2_SEQ_LM): the encoder reads the virtual tokens and seq text
+      // tokens, the decoder max(1, seq/4) tokens, every decoder label scored.
+      const int decoder_len = std::max(1, seq / 4);
       for (auto& s : data) {
+        if (seq2seq) {
+          for (int k = 0; k < spec.n_virtual; ++k) s.tokens.push_back(virtual_slot(k));
+          for (int t = 0; t < seq; ++t) s.tokens.push_back(token());
+          s.decoder_tokens.push_back(c.decoder_start_id);
+          for (int t = 0; t < decoder_len; ++t) s.decoder_labels.push_back(token());
+          s.decoder_tokens.insert(s.decoder_tokens.end(), s.decoder_labels.begin(),
+                                  s.decoder_labels.end() - 1);
+          real_tokens += seq + decoder_len;
+          continue;
+        }
         const int len = workload == "cls" ? len_dist(rng) : seq;
         for (int k = 0; k < spec.n_virtual; ++k) {
           s.tokens.push_back(virtual_slot(k));

@@ -67,6 +67,17 @@ void set_family(ModelConfig& c, Arch arch) {
     c.embed_norm = true;
   }
   if (arch == Arch::kGemma) c.activation = Activation::kGeluTanh;
+  if (arch == Arch::kT5) {  // T5 v1.0 (relu); v1.1 and flan-t5 are gated-gelu
+    c.norm = NormKind::kRms;
+    c.activation = Activation::kRelu;
+    c.gated_mlp = false;
+    c.positions = Positions::kRelative;
+    c.attn_scale = 1.0f;
+    c.stacks = Stacks::kEncoderDecoder;
+    c.task = TaskType::kSeq2SeqLm;
+    c.relative_buckets = 32;
+    c.relative_max_distance = 128;
+  }
 }
 
 namespace {
@@ -146,6 +157,16 @@ void validate_config(const ModelConfig& c, const std::string& source) {
   if (c.position_offset < 0 || c.position_offset > kMaxPositions - c.max_positions)
     throw Error(source + ": position_offset (" + std::to_string(c.position_offset) +
                 ") must be in [0, " + std::to_string(kMaxPositions - c.max_positions) + "]");
+  if (c.positions == Positions::kRelative) {
+    // The bucket formula needs an exact range of at least one distance per direction and
+    // a logarithmic range that is not empty (else it divides by log(1) = 0).
+    bounded(c.relative_buckets, "relative_buckets", 1 << 16);
+    if (c.relative_buckets < 4 || c.relative_max_distance <= c.relative_buckets / 2)
+      throw Error(source + ": relative position buckets (" + std::to_string(c.relative_buckets) +
+                  ", max distance " + std::to_string(c.relative_max_distance) +
+                  ") need at least 4 buckets and a max distance above half of them");
+  }
+  if (c.stacks == Stacks::kEncoderDecoder) bounded(c.n_decoder_layers, "n_decoder_layers", kMaxLayers);
   for (auto [id, field] : {std::pair{c.bos_id, "bos_id"}, std::pair{c.eos_id, "eos_id"}}) {
     if (id < -1 || id >= c.vocab_size) {
       throw Error(source + ": " + field + " (" + std::to_string(id) +

@@ -82,6 +82,11 @@ struct ModelConfig {
   // position_offset + max_positions rows).
   int type_vocab_size = 0;
   int position_offset = 0;
+  // t5 (Positions::kRelative): distances map to this many learned buckets per head, exact
+  // up to half of them and logarithmic up to max_distance (transformers'
+  // _relative_position_bucket; bidirectional in the encoder, causal in the decoder).
+  int relative_buckets = 0;
+  int relative_max_distance = 0;
 
   int num_labels() const { return (int)labels.size(); }
 

@@ -83,6 +83,11 @@ struct PassOptions {
   // Also compute the logits at every real (non-virtual) position (for tests and
   // evaluation); otherwise the output head runs only where a label is scored.
   bool all_logits = false;
+  // Encoder-decoders: the prefix also reaches the encoder's self-attention and the
+  // decoder's cross-attention, one distinct block per attention (Li & Liang's BART
+  // setup; not PEFT's layout, which prefixes the decoder's self-attention only). The
+  // injection's prefix then has n_layers + 2 * n_decoder_layers blocks (seq2seq_pass.cpp).
+  bool prefix_all_attention = false;
 };
 
 class PassImpl;  // pass_impl.h

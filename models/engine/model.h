@@ -43,6 +43,14 @@ struct LayerWeights {
   Linear mlp_out;  // [dim] <- [ffn]
 };
 
+// Encoder-decoders (t5): a decoder block's attention over the encoder's output.
+struct CrossAttentionWeights {
+  Norm norm;
+  Linear q;    // [q_dim] <- [dim], on the decoder's rows
+  Linear kv;   // fused [k (kv_dim) | v (kv_dim)] <- [dim], on the encoder's output
+  Linear out;  // [dim] <- [q_dim]
+};
+
 // Tensors by name (a classification head's weights, by transformers' module path).
 using NamedTensors = std::map<std::string, xt::xarray<float>>;
 
@@ -67,6 +75,16 @@ struct Model {
   // attn_norm follows the attention's residual sum and mlp_norm the MLP's.
   const float* token_type_embedding = nullptr;
   Linear pooler;
+  // Encoder-decoders (t5): `layers` and `final_norm` are the encoder's; the decoder's
+  // blocks (self-attention and MLP) and their cross-attentions are these, and `head`
+  // reads decoder_final_norm's output.
+  std::vector<LayerWeights> decoder_layers;
+  std::vector<CrossAttentionWeights> cross_attention;  // one per decoder layer
+  Norm decoder_final_norm;
+  // Positions::kRelative: each stack's learned bias [relative_buckets, n_heads], kept in
+  // its first block and used by all of its self-attention layers.
+  const float* encoder_relative_bias = nullptr;
+  const float* decoder_relative_bias = nullptr;
   std::vector<std::shared_ptr<WeightStorage>> storage;
   Norm embed_norm;  // config.embed_norm (bloom's word_embeddings_layernorm), else unset
 

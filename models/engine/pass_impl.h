@@ -26,5 +26,7 @@ class PassImpl {
 std::unique_ptr<PassImpl> make_decoder_pass(const Model& model, PassOptions options);
 // encoder_pass.cpp: encoder-only stacks (SEQ_CLS: bert, roberta).
 std::unique_ptr<PassImpl> make_encoder_pass(const Model& model, PassOptions options);
+// seq2seq_pass.cpp: encoder-decoder stacks (t5, SEQ_2_SEQ_LM).
+std::unique_ptr<PassImpl> make_seq2seq_pass(const Model& model, PassOptions options);
 
 }  // namespace ph

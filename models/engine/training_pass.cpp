@@ -14,10 +14,10 @@ std::unique_ptr<PassImpl> make_pass(const Model& model, PassOptions options) {
     case Stacks::kEncoder:
       return make_encoder_pass(model, options);
     case Stacks::kEncoderDecoder:
-      break;
+      return make_seq2seq_pass(model, options);
   }
   throw Error(std::string("no training pass for the stacks of a ") + arch_name(model.config.arch) +
-              " model yet");
+              " model");
 }
 
 }  // namespace

@@ -46,6 +46,7 @@ void load_llama_layout(TensorReader& weights, Model& model, const std::string& d
                                                  int64_t dim));
 extern const Family kBertFamily;
 extern const Family kRobertaFamily;
+extern const Family kT5Family;
 
 // Every family, in the order `supported_model_types` lists them.
 const std::vector<const Family*>& all_families();

@@ -13,6 +13,7 @@ const std::vector<const Family*>& all_families() {
       &kGemmaFamily,
       &kBertFamily,
       &kRobertaFamily,
+      &kT5Family,
   };
   return families;
 }

@@ -63,7 +63,7 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
     return l;
   };
   if (c.type_vocab_size) m.token_type_embedding = fill((size_t)c.type_vocab_size * D, 0.0f, 0.02f);
-  for (int i = 0; i < c.n_layers; ++i) {
+  auto layer = [&]() {
     LayerWeights w;
     w.attn_norm = norm();
     w.qkv = linear(D, c.qkv_dim(), biases);
@@ -71,8 +71,9 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
     w.mlp_norm = norm();
     w.mlp_in = linear(D, c.gated_mlp ? 2 * F : F, all_biases);
     w.mlp_out = linear(F, D, all_biases);
-    m.layers.push_back(w);
-  }
+    return w;
+  };
+  for (int i = 0; i < c.n_layers; ++i) m.layers.push_back(layer());
   if (encoder) {  // no output norm or LM head: a classification head instead
     if (c.classifier == ClassifierHead::kPooler) m.pooler = linear(D, D, true);
     for (const auto& t : encoder_head_tensors(c, c.num_labels())) {
@@ -83,6 +84,19 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
     return m;
   }
   m.final_norm = norm();
+  if (c.stacks == Stacks::kEncoderDecoder) {
+    // t5: decoder blocks with their cross-attention, relative position biases N(0, 0.3)
+    // (as the HF fixtures draw them: biases of a visible size), and the decoder's norm
+    for (int i = 0; i < c.n_decoder_layers; ++i) {
+      m.decoder_layers.push_back(layer());
+      m.cross_attention.push_back({norm(), linear(D, c.q_dim(), false),
+                                   linear(D, 2 * c.kv_dim(), false), linear(c.q_dim(), D, false)});
+    }
+    const size_t bias_size = (size_t)c.relative_buckets * c.n_heads;
+    m.encoder_relative_bias = fill(bias_size, 0.0f, 0.3f);
+    m.decoder_relative_bias = fill(bias_size, 0.0f, 0.3f);
+    m.decoder_final_norm = norm();
+  }
   if (c.tied_head) {
     m.head = Linear{m.token_embedding, nullptr, (int)D, (int)V, false};
   } else {
