@@ -137,19 +137,11 @@ std::vector<int32_t> BpeModel::merge_word(const std::string& word) const {
       add(it->second);
       continue;
     }
-    if (byte_fallback_) {
-      std::vector<int32_t> bytes;
-      for (const char c : piece) {
-        const auto it = vocab_.find(byte_piece_name(static_cast<uint8_t>(c)));
-        if (it == vocab_.end()) break;
-        bytes.push_back(it->second);
-      }
-      if (bytes.size() == piece.size()) {
-        if (pending_unk >= 0) add(pending_unk);
-        pending_unk = -1;
-        for (const int32_t id : bytes) add(id);
-        continue;
-      }
+    if (std::vector<int32_t> bytes; byte_fallback_ && append_byte_pieces(piece, vocab_, bytes)) {
+      if (pending_unk >= 0) add(pending_unk);
+      pending_unk = -1;
+      for (const int32_t id : bytes) add(id);
+      continue;
     }
     // Without an unknown token the character is dropped, as Hugging Face does.
     if (unk_id_ >= 0) {

@@ -4,6 +4,7 @@
 
 #include "models/common/error.h"
 #include "models/tokenizer/bpe_model.h"
+#include "models/tokenizer/text_util.h"
 #include "models/tokenizer/unigram_model.h"
 #include "models/tokenizer/wordpiece_model.h"
 
@@ -39,6 +40,19 @@ std::unordered_map<std::string, int32_t> read_vocab_object(const nlohmann::json&
     out.emplace(token, id.get<int32_t>());
   }
   return out;
+}
+
+bool append_byte_pieces(const std::string& text,
+                        const std::unordered_map<std::string, int32_t>& vocab,
+                        std::vector<int32_t>& ids) {
+  std::vector<int32_t> bytes;
+  for (const char c : text) {
+    const auto it = vocab.find(byte_piece_name(static_cast<uint8_t>(c)));
+    if (it == vocab.end()) return false;
+    bytes.push_back(it->second);
+  }
+  ids.insert(ids.end(), bytes.begin(), bytes.end());
+  return true;
 }
 
 std::string optional_string(const nlohmann::json& model, const char* key, const std::string& file) {

@@ -30,6 +30,11 @@ std::unique_ptr<HfModel> make_hf_model(const nlohmann::json& model, const std::s
 // `file` for anything else or an id that is not an int32 >= 0.
 std::unordered_map<std::string, int32_t> read_vocab_object(const nlohmann::json& model,
                                                            const std::string& file);
+// The ids of the <0xXX> pieces of each byte of `text` (byte fallback), or false (and
+// `ids` unchanged) when a byte has none.
+bool append_byte_pieces(const std::string& text,
+                        const std::unordered_map<std::string, int32_t>& vocab,
+                        std::vector<int32_t>& ids);
 // An optional string field: absent and null both mean "".
 std::string optional_string(const nlohmann::json& model, const char* key, const std::string& file);
 

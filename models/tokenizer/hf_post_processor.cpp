@@ -29,7 +29,8 @@ struct Reader {
 
   int32_t type_id(const json& piece, const std::string& field) const {
     const json& type_id = piece.contains("type_id") ? piece["type_id"] : json(0);
-    if (!type_id.is_number_unsigned() || type_id.get<uint64_t>() > 255) {
+    if (!type_id.is_number_integer() || type_id.get<int64_t>() < 0 ||
+        type_id.get<int64_t>() > 255) {
       fail(field, "type_id " + type_id.dump() + " is not a small non-negative integer");
     }
     return type_id.get<int32_t>();
@@ -109,6 +110,19 @@ struct Reader {
     return out;
   }
 
+  // "CLS A SEP" alone, "CLS A SEP (SEP) B SEP" for a pair, B and its SEP of `second_type`.
+  SpecialTokensTemplate cls_sep_template(const json& spec, bool double_sep,
+                                         int32_t second_type) const {
+    const int32_t cls = named_token(spec, "cls"), sep = named_token(spec, "sep");
+    SpecialTokensTemplate out;
+    out.single = {{Kind::kToken, cls, 0}, {Kind::kFirst, -1, 0}, {Kind::kToken, sep, 0}};
+    out.pair = out.single;
+    if (double_sep) out.pair.push_back({Kind::kToken, sep, 0});
+    out.pair.push_back({Kind::kSecond, -1, second_type});
+    out.pair.push_back({Kind::kToken, sep, second_type});
+    return out;
+  }
+
   // The template of one processor, or nullopt for one that adds no token (ByteLevel).
   std::optional<SpecialTokensTemplate> read(const json& spec, const std::string& field) const {
     if (!spec.is_object() || !spec.contains("type") || !spec["type"].is_string()) {
@@ -122,26 +136,10 @@ struct Reader {
     if (type == "RobertaProcessing") {
       // "<s> A </s>" and "<s> A </s> </s> B </s>", every type id 0 (Hugging Face's own
       // comment: "Roberta is weird, and every encoding is type_id=0").
-      const int32_t cls = named_token(spec, "cls"), sep = named_token(spec, "sep");
-      return SpecialTokensTemplate{
-          {{Kind::kToken, cls, 0}, {Kind::kFirst, -1, 0}, {Kind::kToken, sep, 0}},
-          {{Kind::kToken, cls, 0},
-           {Kind::kFirst, -1, 0},
-           {Kind::kToken, sep, 0},
-           {Kind::kToken, sep, 0},
-           {Kind::kSecond, -1, 0},
-           {Kind::kToken, sep, 0}}};
+      return cls_sep_template(spec, true, 0);
     }
-    if (type == "BertProcessing") {
-      const int32_t cls = named_token(spec, "cls"), sep = named_token(spec, "sep");
-      return SpecialTokensTemplate{
-          {{Kind::kToken, cls, 0}, {Kind::kFirst, -1, 0}, {Kind::kToken, sep, 0}},
-          {{Kind::kToken, cls, 0},
-           {Kind::kFirst, -1, 0},
-           {Kind::kToken, sep, 0},
-           {Kind::kSecond, -1, 1},
-           {Kind::kToken, sep, 1}}};
-    }
+    if (type == "BertProcessing")
+      return cls_sep_template(spec, false, 1);     // "[CLS] A [SEP] B [SEP]"
     if (type == "ByteLevel") return std::nullopt;  // offsets only
     if (type == "Sequence") {
       if (!spec.contains("processors") || !spec["processors"].is_array()) {

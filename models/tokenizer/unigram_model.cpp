@@ -76,18 +76,7 @@ void UnigramModel::append_piece(const std::string& piece, std::vector<int32_t>& 
     ids.push_back(it->second);
     return;
   }
-  if (byte_fallback_) {
-    std::vector<int32_t> bytes;
-    for (const char c : piece) {
-      const auto it = vocab_.find(byte_piece_name(static_cast<uint8_t>(c)));
-      if (it == vocab_.end()) break;
-      bytes.push_back(it->second);
-    }
-    if (bytes.size() == piece.size()) {
-      ids.insert(ids.end(), bytes.begin(), bytes.end());
-      return;
-    }
-  }
+  if (byte_fallback_ && append_byte_pieces(piece, vocab_, ids)) return;
   ids.push_back(unk_id_);  // >= 0: a piece not in the vocabulary is an unknown run
 }
 

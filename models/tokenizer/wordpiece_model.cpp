@@ -52,8 +52,9 @@ void WordPieceModel::encode_word(const std::string& word, std::vector<int32_t>& 
   for (size_t start = 0; start + 1 < boundaries.size();) {
     // The longest piece from boundaries[start]: try every end, longest first (ends past
     // the longest token cannot match, and would make a long word quadratic).
-    size_t end = boundaries.size() - 1;
-    while (end > start && boundaries[end] - boundaries[start] > longest_token_bytes_) --end;
+    const auto past_longest = std::upper_bound(boundaries.begin() + start, boundaries.end(),
+                                               boundaries[start] + longest_token_bytes_);
+    size_t end = static_cast<size_t>(past_longest - boundaries.begin()) - 1;
     int32_t id = -1;
     for (; end > start; --end) {
       candidate.assign(start > 0 ? continuing_subword_prefix_ : std::string());
