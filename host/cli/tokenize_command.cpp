@@ -1,5 +1,6 @@
-// `prompthost tokenize`: the ids a tokenizer gives a text (no BOS/EOS added), or with
-// --decode the text of ids, to see how a model reads what it is given.
+// `prompthost tokenize`: the ids a tokenizer gives a text (no BOS/EOS added; with
+// --special inside the model's special tokens, and with --pair for a pair of texts), or
+// with --decode the text of ids, to see how a model reads what it is given.
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
@@ -40,8 +41,12 @@ struct Settings {
   std::string tokenizer;  // empty: the model's
   std::string text;
   std::string text_file;              // "-": standard input
+  std::string pair;                   // the second text of a pair
   std::vector<std::string> id_words;  // positional arguments: ids for --decode
   bool has_text = false;
+  bool has_pair = false;
+  bool special = false;
+  bool no_special = false;
   bool decode = false;
   bool json = false;
 };
@@ -60,12 +65,23 @@ po::options_description describe_options(Settings& s) {
     ("text", po::value(&s.text), "the text to tokenize (with --decode: the ids)")
     ("text-file", po::value(&s.text_file),
      "read the text (with --decode: the ids) from this file; - reads standard input")
+    ("pair", po::value(&s.pair),
+     "a second text, encoded with the first as a pair (a question and a passage, two "
+     "sentences to compare); the special tokens of the pair go in between, as with "
+     "--special, and --json shows the type ids (0 for the first text, 1 for the second)")
+    ("special", po::bool_switch(&s.special),
+     "add the special tokens the model is given its input with (its tokenizer.json's "
+     "post_processor: [CLS] TEXT [SEP] for BERT, <s> TEXT </s> for RoBERTa, TEXT </s> for "
+     "T5, <bos> TEXT for Gemma; BOS, or else EOS, for a tokenizer.model or tokenizer.bin)")
+    ("no-special", po::bool_switch(&s.no_special),
+     "add no special tokens (the default for one text; with --pair, the two texts' ids "
+     "joined)")
     ("decode", po::bool_switch(&s.decode),
      "the reverse: print the text of token ids, given as arguments, with --text or in "
      "--text-file, separated by spaces or commas (a [ ] around them is allowed)")
     ("json", po::bool_switch(&s.json),
      "print one JSON object instead: \"ids\" and \"tokens\" (the vocabulary's spelling of "
-     "each), and with --decode also \"text\"");
+     "each), with --special or --pair also \"type_ids\", and with --decode also \"text\"");
   // clang-format on
   return desc;
 }
@@ -73,17 +89,21 @@ po::options_description describe_options(Settings& s) {
 void print_help(const po::options_description& desc) {
   std::cout
       << "Usage: prompthost tokenize [--tokenizer PATH | --model PATH] (--text TEXT | "
-         "--text-file FILE) [--json]\n"
+         "--text-file FILE) [--pair TEXT] [--special | --no-special] [--json]\n"
          "       prompthost tokenize [--tokenizer PATH | --model PATH] --decode "
          "(IDS... | --text IDS | --text-file FILE) [--json]\n\n"
          "Prints the token ids of TEXT space-separated on one line, as the tokenizer gives\n"
-         "them (no BOS or EOS is added; a special token's literal text, such as\n"
-         "<|im_start|>, becomes that token). With --decode, prints the text of the ids.\n\n"
+         "them (no BOS or EOS is added unless --special asks for the model's special\n"
+         "tokens; a special token's literal text, such as <|im_start|>, becomes that\n"
+         "token). With --pair, the ids of the two texts as a pair, special tokens included\n"
+         "unless --no-special. With --decode, prints the text of the ids.\n\n"
       << desc
       << "\nExamples:\n"
          "  prompthost tokenize --text \"The computer is a fortune\"\n"
          "  prompthost tokenize --model models/demo/fortune-llama.bin --text \"Hello\" --json\n"
          "  prompthost tokenize --decode 339 802 263\n"
+         "  prompthost tokenize --tokenizer bert/tokenizer.json --text \"Who?\" --pair \"Me.\" "
+         "--json\n"
          "  echo \"Some long text\" | prompthost tokenize --tokenizer tokenizer.json "
          "--text-file -\n";
 }
@@ -106,6 +126,11 @@ bool parse(int argc, char** argv, Settings& s) {
   po::notify(vm);
 
   s.has_text = vm.count("text") > 0;
+  s.has_pair = vm.count("pair") > 0;
+  if (s.special && s.no_special) throw UsageError("give --special or --no-special, not both");
+  if (s.decode && (s.has_pair || s.special || s.no_special)) {
+    throw UsageError("--pair, --special and --no-special are for encoding, not --decode");
+  }
   const int sources = int(s.has_text) + int(vm.count("text-file") > 0) + int(!s.id_words.empty());
   if (!s.id_words.empty() && !s.decode) {
     throw UsageError("unexpected argument '" + s.id_words[0] +
@@ -170,10 +195,11 @@ std::string join_ids(const std::vector<int32_t>& ids) {
 // {"ids": [...], "tokens": [...]} (and "text" for --decode). Bytes that are not UTF-8
 // (a token holding part of a character) are shown as U+FFFD.
 std::string json_line(const Tokenizer& tokenizer, const std::vector<int32_t>& ids,
-                      const std::string* text) {
+                      const std::string* text, const std::vector<int32_t>* type_ids = nullptr) {
   json out = {{"ids", ids}, {"tokens", json::array()}};
   for (const int32_t id : ids) out["tokens"].push_back(tokenizer.piece(id));
   if (text) out["text"] = *text;
+  if (type_ids) out["type_ids"] = *type_ids;
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -187,6 +213,12 @@ int run(const Settings& s) {
   if (s.decode) {
     const std::string text = tokenizer->decode(given_ids);
     out = s.json ? json_line(*tokenizer, given_ids, &text) : text;
+  } else if (s.has_pair || s.special) {
+    // A pair has its special tokens unless --no-special; one text only with --special.
+    const Encoding encoding = s.has_pair ? tokenizer->encode_pair(input, s.pair, !s.no_special)
+                                         : tokenizer->encode_for_model(input, true);
+    out = s.json ? json_line(*tokenizer, encoding.ids, nullptr, &encoding.type_ids)
+                 : join_ids(encoding.ids);
   } else {
     const std::vector<int32_t> ids = tokenizer->encode(input);
     out = s.json ? json_line(*tokenizer, ids, nullptr) : join_ids(ids);

@@ -18,12 +18,6 @@ using json = nlohmann::json;
 constexpr size_t kMaxCachedWordBytes = 256;
 constexpr size_t kCacheCapacity = 50000;
 
-// An optional string field: absent and null both mean "".
-std::string optional_string(const json& model, const char* key) {
-  const auto it = model.find(key);
-  return it == model.end() || it->is_null() ? std::string() : it->get<std::string>();
-}
-
 // A merge as tokenizer.json spells it: "left right" (older files) or ["left", "right"].
 std::pair<std::string, std::string> parse_merge(const json& merge, size_t index,
                                                 const std::string& file) {
@@ -53,20 +47,13 @@ struct Symbol {
 }  // namespace
 
 BpeModel::BpeModel(const json& model, const std::string& file) {
-  const json& vocab = model.at("vocab");
-  if (!vocab.is_object()) throw Error(file + ": model.vocab is not an object of token -> id");
-  for (const auto& [token, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
-      throw Error(file + ": model.vocab gives token '" + token + "' the invalid id " + id.dump());
-    }
-    vocab_.emplace(token, id.get<int32_t>());
-  }
-  continuing_subword_prefix_ = optional_string(model, "continuing_subword_prefix");
-  end_of_word_suffix_ = optional_string(model, "end_of_word_suffix");
+  vocab_ = read_vocab_object(model, file);
+  continuing_subword_prefix_ = optional_string(model, "continuing_subword_prefix", file);
+  end_of_word_suffix_ = optional_string(model, "end_of_word_suffix", file);
   fuse_unk_ = model.value("fuse_unk", false);
   byte_fallback_ = model.value("byte_fallback", false);
   ignore_merges_ = model.value("ignore_merges", false);
-  if (const auto unk = optional_string(model, "unk_token"); !unk.empty()) {
+  if (const auto unk = optional_string(model, "unk_token", file); !unk.empty()) {
     const auto it = vocab_.find(unk);
     if (it == vocab_.end()) {
       throw Error(file + ": model.unk_token '" + unk + "' is not in the vocabulary");
@@ -150,19 +137,11 @@ std::vector<int32_t> BpeModel::merge_word(const std::string& word) const {
       add(it->second);
       continue;
     }
-    if (byte_fallback_) {
-      std::vector<int32_t> bytes;
-      for (const char c : piece) {
-        const auto it = vocab_.find(byte_piece_name(static_cast<uint8_t>(c)));
-        if (it == vocab_.end()) break;
-        bytes.push_back(it->second);
-      }
-      if (bytes.size() == piece.size()) {
-        if (pending_unk >= 0) add(pending_unk);
-        pending_unk = -1;
-        for (const int32_t id : bytes) add(id);
-        continue;
-      }
+    if (std::vector<int32_t> bytes; byte_fallback_ && append_byte_pieces(piece, vocab_, bytes)) {
+      if (pending_unk >= 0) add(pending_unk);
+      pending_unk = -1;
+      for (const int32_t id : bytes) add(id);
+      continue;
     }
     // Without an unknown token the character is dropped, as Hugging Face does.
     if (unk_id_ >= 0) {

@@ -11,18 +11,20 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "models/tokenizer/hf_model.h"
+
 namespace ph::tok {
 
-class BpeModel {
+class BpeModel final : public HfModel {
  public:
   // `model` is the tokenizer.json's "model" object; errors name `file`.
   BpeModel(const nlohmann::json& model, const std::string& file);
 
   // Appends the ids of one word. Thread-safe; results are cached per word, since the
   // words of a corpus repeat a lot and merging is the expensive part.
-  void encode_word(const std::string& word, std::vector<int32_t>& ids) const;
+  void encode_word(const std::string& word, std::vector<int32_t>& ids) const override;
 
-  const std::unordered_map<std::string, int32_t>& vocab() const { return vocab_; }
+  const std::unordered_map<std::string, int32_t>& vocab() const override { return vocab_; }
 
  private:
   struct Merge {

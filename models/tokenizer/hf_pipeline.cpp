@@ -8,6 +8,7 @@
 
 #include "models/common/error.h"
 #include "models/tokenizer/byte_level.h"
+#include "models/tokenizer/hf_unicode_stages.h"
 #include "models/tokenizer/regex.h"
 #include "models/tokenizer/text_util.h"
 #include "models/tokenizer/unicode_normalization.h"
@@ -237,21 +238,6 @@ std::vector<Range> split_ranges(size_t length, const std::vector<Range>& matches
   return out;
 }
 
-// Replaces every split by the non-empty pieces `pieces_of` cuts it into.
-template <typename F>
-void split_each(std::vector<Split>& splits, F pieces_of) {
-  std::vector<Split> out;
-  out.reserve(splits.size());
-  for (const Split& split : splits) {
-    for (const auto& [begin, end] : pieces_of(split.text)) {
-      if (end > begin) {
-        out.push_back({split.text.substr(begin, end - begin), split.at_text_start && begin == 0});
-      }
-    }
-  }
-  splits = std::move(out);
-}
-
 class SequencePreTokenizer : public PreTokenizer {
  public:
   explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> parts)
@@ -348,8 +334,11 @@ class MetaspacePreTokenizer : public PreTokenizer {
   void pre_tokenize(std::vector<Split>& splits) const override {
     for (Split& split : splits) {
       split.text = space_.replace_all(split.text, replacement_);
-      const bool prepend = scheme_ == PrependScheme::kAlways ||
-                           (scheme_ == PrependScheme::kFirst && split.at_text_start);
+      // As Hugging Face's: nothing is put before an empty split (a stretch between two
+      // added tokens that the normalizer emptied: T5's " " in "</s> <pad>").
+      const bool prepend =
+          !split.text.empty() && (scheme_ == PrependScheme::kAlways ||
+                                  (scheme_ == PrependScheme::kFirst && split.at_text_start));
       if (prepend && split.text.compare(0, replacement_.size(), replacement_) != 0) {
         split.text.insert(0, replacement_);
       }
@@ -528,7 +517,13 @@ std::unique_ptr<Normalizer> make_normalizer(const json& spec, const std::string&
   if (type == "NFD") return std::make_unique<UnicodeNormalizer>(UnicodeForm::kNFD);
   if (type == "NFKC") return std::make_unique<UnicodeNormalizer>(UnicodeForm::kNFKC);
   if (type == "NFKD") return std::make_unique<UnicodeNormalizer>(UnicodeForm::kNFKD);
-  unsupported(file, "normalizer", type, "Sequence, Prepend, Replace, Strip, NFC, NFD, NFKC, NFKD");
+  if (type == "BertNormalizer") return make_bert_normalizer(spec, file);
+  if (type == "Lowercase") return make_lowercase_normalizer();
+  if (type == "StripAccents") return make_strip_accents_normalizer();
+  if (type == "Precompiled") return make_precompiled_normalizer(spec, file);
+  unsupported(file, "normalizer", type,
+              "Sequence, Prepend, Replace, Strip, NFC, NFD, NFKC, NFKD, BertNormalizer, "
+              "Lowercase, StripAccents, Precompiled");
 }
 
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& spec, const std::string& file) {
@@ -556,7 +551,10 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& spec, const std::st
                                                    parse_prepend_scheme(spec, file),
                                                    spec.value("split", true));
   }
-  unsupported(file, "pre_tokenizer", type, "Sequence, ByteLevel, Split, Digits, Metaspace");
+  if (type == "BertPreTokenizer") return make_bert_pre_tokenizer();
+  if (type == "WhitespaceSplit") return make_whitespace_split_pre_tokenizer();
+  unsupported(file, "pre_tokenizer", type,
+              "Sequence, ByteLevel, Split, Digits, Metaspace, BertPreTokenizer, WhitespaceSplit");
 }
 
 std::unique_ptr<Decoder> make_decoder(const json& spec, const std::string& file) {
@@ -582,8 +580,9 @@ std::unique_ptr<Decoder> make_decoder(const json& spec, const std::string& file)
                                           spec.value("start", size_t{0}),
                                           spec.value("stop", size_t{0}));
   }
+  if (type == "WordPiece") return make_wordpiece_decoder(spec, file);
   unsupported(file, "decoder", type,
-              "Sequence, ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip");
+              "Sequence, ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip, WordPiece");
 }
 
 }  // namespace ph::tok

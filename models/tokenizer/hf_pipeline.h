@@ -1,12 +1,13 @@
 // The text stages around a Hugging Face tokenizer.json model, as its "normalizer",
-// "pre_tokenizer" and "decoder" fields describe them. Only the component types that
-// BPE tokenizers of GPT-2, SmolLM2, Llama, Qwen and their kin use are supported; any
-// other type is refused by name rather than silently skipped, since skipping would give
-// wrong ids without a sign.
+// "pre_tokenizer" and "decoder" fields describe them. Only the component types that the
+// tokenizers of GPT-2, SmolLM2, Llama, Qwen, Gemma, Bloom, RoBERTa, BERT, T5 and their kin
+// use are supported; any other type is refused by name rather than silently skipped,
+// since skipping would give wrong ids without a sign.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -19,6 +20,22 @@ struct Split {
   // Starts at offset 0 of the text being encoded (Metaspace's prepend_scheme "first").
   bool at_text_start = false;
 };
+
+// Replaces every split by the non-empty pieces `pieces_of(text)` cuts it into, given as
+// [begin, end) byte ranges.
+template <typename F>
+void split_each(std::vector<Split>& splits, F pieces_of) {
+  std::vector<Split> out;
+  out.reserve(splits.size());
+  for (const Split& split : splits) {
+    for (const auto& [begin, end] : pieces_of(split.text)) {
+      if (end > begin) {
+        out.push_back({split.text.substr(begin, end - begin), split.at_text_start && begin == 0});
+      }
+    }
+  }
+  splits = std::move(out);
+}
 
 class Normalizer {
  public:

@@ -17,7 +17,7 @@ const char* const kFolderFiles[] = {"tokenizer.json", "tokenizer.model", "tokeni
 
 std::unique_ptr<Tokenizer> load_file(const fs::path& file) {
   const std::string extension = file.extension().string();
-  if (extension == ".json") return tok::load_hf_bpe_tokenizer(file.string());
+  if (extension == ".json") return tok::load_hf_tokenizer(file.string());
   if (extension == ".model") return tok::load_sentencepiece_tokenizer(file.string());
   if (extension == ".bin") return tok::load_llama2c_tokenizer(file.string());
   throw Error(file.string() +

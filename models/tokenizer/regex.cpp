@@ -13,7 +13,63 @@ struct Regex::Code {
   ~Code() { pcre2_code_free(code); }
 };
 
-Regex::Regex(const std::string& pattern, const std::string& where) : code_(new Code) {
+namespace {
+
+// Oniguruma (Hugging Face's engine) allows a class inside a class, "[^(\s|[.,!?])]" in
+// Bloom's pattern, meaning their union; PCRE2 reads the inner "[" as a literal. A nested
+// class that is not negated is the same class without its own brackets, so they are
+// dropped. (A negated nested class is refused: it has no such spelling.)
+std::string flatten_nested_classes(const std::string& pattern, const std::string& where) {
+  std::string out;
+  int depth = 0;  // 0: outside any class
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      out += pattern.substr(i, 2);
+      ++i;
+      continue;
+    }
+    const bool posix = pattern.compare(i, 2, "[:") == 0;
+    if (c == '[' && !(depth > 0 && posix)) {
+      const bool negated = i + 1 < pattern.size() && pattern[i + 1] == '^';
+      if (depth > 0 && negated) {
+        throw Error(where + ": unsupported regular expression '" + pattern +
+                    "': a negated class inside a class");
+      }
+      if (depth == 0) out += c;
+      ++depth;
+      // A "]" right after "[" or "[^" is a literal member.
+      const size_t first = i + 1 + (negated ? 1 : 0);
+      if (depth == 1 && negated) out += '^';
+      i = first - 1;
+      if (first < pattern.size() && pattern[first] == ']') {
+        out += "\\]";
+        i = first;
+      }
+      continue;
+    }
+    if (c == '[' && posix) {  // [:alpha:] inside a class: copy through its ":]"
+      const size_t end = pattern.find(":]", i + 2);
+      if (end != std::string::npos) {
+        out += pattern.substr(i, end + 2 - i);
+        i = end + 1;
+        continue;
+      }
+    }
+    if (c == ']' && depth > 0) {
+      --depth;
+      if (depth == 0) out += c;
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+Regex::Regex(const std::string& raw_pattern, const std::string& where) : code_(new Code) {
+  const std::string pattern = flatten_nested_classes(raw_pattern, where);
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
   // MULTILINE: the patterns are written for Oniguruma's Ruby syntax (Hugging Face's
@@ -26,7 +82,7 @@ Regex::Regex(const std::string& pattern, const std::string& where) : code_(new C
   if (!code_->code) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error_code, message, sizeof message);
-    throw Error(where + ": invalid regular expression '" + pattern + "' at offset " +
+    throw Error(where + ": invalid regular expression '" + raw_pattern + "' at offset " +
                 std::to_string(error_offset) + ": " + reinterpret_cast<const char*>(message));
   }
   // The JIT is several times faster; without it (unsupported CPU) matching still works.

@@ -13,7 +13,7 @@ namespace ph::tok {
 std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path);
 // llama2.c's tokenizer.bin.
 std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& path);
-// Hugging Face tokenizer.json with a BPE model.
-std::unique_ptr<Tokenizer> load_hf_bpe_tokenizer(const std::string& path);
+// Hugging Face tokenizer.json with a BPE, WordPiece or Unigram model.
+std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path);
 
 }  // namespace ph::tok

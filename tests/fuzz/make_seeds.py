@@ -110,7 +110,60 @@ metaspace = {
               "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True,
               "vocab": sp_vocab, "merges": ["▁ H", "e l", "el l", "ell o", "▁ w", "o r", "or l", "orl d", "▁H ello"]},
 }
-for name, spec in [("byte_level", byte_level), ("qwen_nfc", qwen), ("metaspace", metaspace)]:
+def added(i, content, **extra):
+    return dict({"id": i, "content": content, "single_word": False, "lstrip": False,
+                 "rstrip": False, "normalized": False, "special": True}, **extra)
+
+
+# BERT: BertNormalizer, BertPreTokenizer, WordPiece, TemplateProcessing with a pair.
+wp_vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "world",
+                                        "##s", "cafe", "!", "東", "京", "code", "(", ")", "x"])}
+bert = {
+    "version": "1.0", "added_tokens": [added(wp_vocab[t], t) for t in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]],
+    "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                   "strip_accents": None, "lowercase": True},
+    "pre_tokenizer": {"type": "BertPreTokenizer"},
+    "post_processor": {"type": "TemplateProcessing",
+                       "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                  {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+                       "pair": ["[CLS]", "$A", "[SEP]", "$B:1", "[SEP]:1"],
+                       "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]},
+                                          "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+    "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+    "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+              "max_input_chars_per_word": 100, "vocab": wp_vocab},
+}
+# T5: Precompiled (the fixture's charsmap) + Replace, WhitespaceSplit + Metaspace, Unigram.
+t5_fixture = json.load(open(os.path.join(root, "tests/fixtures/tokenizers/t5/tokenizer.json"), encoding="utf-8"))
+t5_pieces = [["<pad>", 0.0], ["</s>", 0.0], ["<unk>", 0.0], ["▁", -2.0], ["▁H", -4.0], ["ello", -5.0],
+             ["▁world", -6.0], ["l", -3.0], ["o", -3.0], ["<0x41>", -9.0]]
+t5 = {
+    "version": "1.0", "added_tokens": [added(0, "<pad>"), added(1, "</s>"), added(2, "<unk>")],
+    "normalizer": {"type": "Sequence", "normalizers": [t5_fixture["normalizer"]["normalizers"][0],
+                                                       {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "},
+                                                       {"type": "StripAccents"}, {"type": "Lowercase"}]},
+    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "WhitespaceSplit"},
+        {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}]},
+    "post_processor": {"type": "TemplateProcessing", "single": ["$A", "</s>"], "pair": ["$A", "</s>", "$B", "</s>"],
+                       "special_tokens": {"</s>": {"id": "</s>", "ids": [1], "tokens": ["</s>"]}}},
+    "decoder": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
+    "model": {"type": "Unigram", "unk_id": 2, "vocab": t5_pieces, "byte_fallback": True},
+}
+# RoBERTa's and Bloom's post-processors and Bloom's class nested in a class.
+roberta = json.loads(json.dumps(byte_level))
+roberta["post_processor"] = {"type": "RobertaProcessing", "sep": ["<|endoftext|>", len(vocab)],
+                             "cls": ["<|endoftext|>", len(vocab)], "trim_offsets": True, "add_prefix_space": False}
+roberta["added_tokens"][0]["lstrip"] = True
+bloom = json.loads(json.dumps(byte_level))
+bloom["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+    {"type": "Split", "pattern": {"Regex": " ?[^(\\s|[.,!?…。，、।۔،])]+"}, "behavior": "Isolated", "invert": False},
+    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+bloom["post_processor"] = {"type": "Sequence", "processors": [
+    {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": False},
+    {"type": "BertProcessing", "sep": ["<|endoftext|>", len(vocab)], "cls": ["<|endoftext|>", len(vocab)]}]}
+for name, spec in [("byte_level", byte_level), ("qwen_nfc", qwen), ("metaspace", metaspace),
+                   ("bert", bert), ("t5_unigram", t5), ("roberta", roberta), ("bloom", bloom)]:
     for i, t in enumerate(texts):
         put("tokenizer_json", "%s-%d" % (name, i), json.dumps(spec, ensure_ascii=False) + "\0" + t)
 

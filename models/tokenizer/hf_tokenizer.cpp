@@ -1,8 +1,9 @@
-// Hugging Face tokenizer.json with a BPE model: byte-level BPE (GPT-2, SmolLM2) and
-// SentencePiece-style BPE with byte fallback (Llama). The pipeline is Hugging Face's:
-// added tokens are cut out of the text first, each remaining stretch is normalized,
-// pre-tokenized into words, and each word is merged by the BPE model; decoding runs the
-// token strings through the decoder stages.
+// Hugging Face tokenizer.json: byte-level BPE (GPT-2, SmolLM2, Qwen, RoBERTa, Bloom),
+// SentencePiece-style BPE with byte fallback (Llama, Gemma), WordPiece (BERT) and Unigram
+// (T5). The pipeline is Hugging Face's: added tokens are cut out of the text first, each
+// remaining stretch is normalized, pre-tokenized into words, and each word is turned into
+// ids by the model; the post-processor's template puts the special tokens around the text
+// for a model; decoding runs the token strings through the decoder stages.
 #include <algorithm>
 #include <array>
 #include <filesystem>
@@ -11,8 +12,9 @@
 
 #include "models/common/error.h"
 #include "models/common/json_file.h"
-#include "models/tokenizer/bpe_model.h"
+#include "models/tokenizer/hf_model.h"
 #include "models/tokenizer/hf_pipeline.h"
+#include "models/tokenizer/hf_post_processor.h"
 #include "models/tokenizer/text_util.h"
 #include "models/tokenizer/tokenizer_formats.h"
 
@@ -43,9 +45,9 @@ struct AddedToken {
 // What an id stands for.
 enum class IdKind : uint8_t { kUnused, kToken, kSpecial };
 
-class HfBpeTokenizer final : public Tokenizer {
+class HfTokenizer final : public Tokenizer {
  public:
-  HfBpeTokenizer(const json& spec, const std::string& path);
+  HfTokenizer(const json& spec, const std::string& path);
 
   std::vector<int32_t> encode(std::string_view text) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
@@ -56,6 +58,7 @@ class HfBpeTokenizer final : public Tokenizer {
   int vocab_size() const override { return static_cast<int>(id_to_token_.size()); }
   int bos_id() const override { return bos_id_; }
   int eos_id() const override { return eos_id_; }
+  SpecialTokensTemplate special_tokens_template() const override { return template_; }
 
  private:
   // A stretch [begin, end) of the text, or (added >= 0) one added token.
@@ -75,7 +78,7 @@ class HfBpeTokenizer final : public Tokenizer {
   int32_t token_id(const std::string& token) const;
 
   std::string path_;
-  std::unique_ptr<BpeModel> model_;
+  std::unique_ptr<HfModel> model_;
   std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
   std::unique_ptr<Decoder> decoder_;
@@ -86,19 +89,14 @@ class HfBpeTokenizer final : public Tokenizer {
   std::vector<IdKind> id_kind_;
   int bos_id_ = -1;
   int eos_id_ = -1;
+  SpecialTokensTemplate template_;
 };
 
-HfBpeTokenizer::HfBpeTokenizer(const json& spec, const std::string& path) : path_(path) {
+HfTokenizer::HfTokenizer(const json& spec, const std::string& path) : path_(path) {
   if (!spec.is_object() || !spec.contains("model")) {
     throw Error(path + ": not a Hugging Face tokenizer.json (no \"model\")");
   }
-  const json& model = spec["model"];
-  const std::string type = model.value("type", model.contains("merges") ? "BPE" : "");
-  if (type != "BPE") {
-    throw Error(path + ": unsupported tokenizer model type '" + type +
-                "' (only BPE tokenizer.json files are supported)");
-  }
-  model_ = std::make_unique<BpeModel>(model, path);
+  model_ = make_hf_model(spec["model"], path);
   normalizer_ = make_normalizer(spec.value("normalizer", json()), path);
   pre_tokenizer_ = make_pre_tokenizer(spec.value("pre_tokenizer", json()), path);
   decoder_ = make_decoder(spec.value("decoder", json()), path);
@@ -145,9 +143,12 @@ HfBpeTokenizer::HfBpeTokenizer(const json& spec, const std::string& path) : path
     id_kind_[added.id] = added.special ? IdKind::kSpecial : IdKind::kToken;
   }
   read_special_ids();
+  template_ = make_special_tokens_template(
+      spec.value("post_processor", json()), path,
+      [&](int64_t id) { return id >= 0 && id < vocab_size() && id_kind_[id] != IdKind::kUnused; });
 }
 
-int32_t HfBpeTokenizer::token_id(const std::string& token) const {
+int32_t HfTokenizer::token_id(const std::string& token) const {
   for (const AddedToken& added : added_) {
     if (added.content == token) return added.id;
   }
@@ -155,7 +156,7 @@ int32_t HfBpeTokenizer::token_id(const std::string& token) const {
   return it == model_->vocab().end() ? -1 : it->second;
 }
 
-void HfBpeTokenizer::read_special_ids() {
+void HfTokenizer::read_special_ids() {
   // tokenizer_config.json, when it sits beside the file, says which tokens BOS and EOS
   // are (null: the model has none).
   const auto config_path = std::filesystem::path(path_).parent_path() / "tokenizer_config.json";
@@ -194,8 +195,7 @@ void HfBpeTokenizer::read_special_ids() {
   if (!eos_known) eos_id_ = special_named(kEosNames);
 }
 
-std::vector<HfBpeTokenizer::Segment> HfBpeTokenizer::split_on_added_tokens(
-    std::string_view text) const {
+std::vector<HfTokenizer::Segment> HfTokenizer::split_on_added_tokens(std::string_view text) const {
   std::vector<Segment> segments;
   if (added_.empty()) {
     if (!text.empty()) segments.push_back({0, text.size(), -1});
@@ -245,15 +245,15 @@ std::vector<HfBpeTokenizer::Segment> HfBpeTokenizer::split_on_added_tokens(
   return segments;
 }
 
-void HfBpeTokenizer::encode_stretch(std::string_view text, bool at_text_start,
-                                    std::vector<int32_t>& ids) const {
+void HfTokenizer::encode_stretch(std::string_view text, bool at_text_start,
+                                 std::vector<int32_t>& ids) const {
   std::vector<Split> splits{{std::string(text), at_text_start}};
   if (normalizer_) normalizer_->normalize(splits[0].text);
   if (pre_tokenizer_) pre_tokenizer_->pre_tokenize(splits);
   for (const Split& split : splits) model_->encode_word(split.text, ids);
 }
 
-std::vector<int32_t> HfBpeTokenizer::encode(std::string_view text) const {
+std::vector<int32_t> HfTokenizer::encode(std::string_view text) const {
   std::vector<int32_t> ids;
   for (const Segment& segment : split_on_added_tokens(text)) {
     if (segment.added >= 0) {
@@ -266,7 +266,7 @@ std::vector<int32_t> HfBpeTokenizer::encode(std::string_view text) const {
   return ids;
 }
 
-std::string HfBpeTokenizer::decode(const std::vector<int32_t>& ids) const {
+std::string HfTokenizer::decode(const std::vector<int32_t>& ids) const {
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (const int32_t id : ids) {
@@ -281,11 +281,11 @@ std::string HfBpeTokenizer::decode(const std::vector<int32_t>& ids) const {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> load_hf_bpe_tokenizer(const std::string& path) {
+std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::string& path) {
   const std::string content = read_file(path, "tokenizer.json");
   const json spec = parse_json(content, path);
   try {
-    return std::make_unique<HfBpeTokenizer>(spec, path);
+    return std::make_unique<HfTokenizer>(spec, path);
   } catch (const json::exception& e) {
     // A field of the wrong type or missing: name the file; the message names the field.
     throw Error(path + ": malformed tokenizer.json: " + e.what());
