@@ -204,3 +204,33 @@ TEST_CASE("every PEFT adapter folder reproduces its case through prompthost eval
     }
   }
 }
+
+TEST_CASE("eval refuses an adapter of another task type and a task type the model cannot do",
+          "[hf][cli]") {
+  const fs::path root = test::source_path("tests/fixtures/hf");
+  const std::string work = test::temp_dir("hf-adapters-refusals");
+  const std::string model = (root / "models" / "qwen2-tiny").string();
+  const std::string adapter = work + "/adapter";
+  fs::copy(root / "adapters" / "qwen2-tiny__prompt_tuning", adapter);
+  const std::string config_path = adapter + "/adapter_config.json";
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(config_path));
+  config["task_type"] = "SEQ_CLS";
+  std::ofstream(config_path) << config.dump();
+  const std::string data = work + "/data.jsonl";
+  std::ofstream(data) << "{\"input_ids\": [1, 20, 30], \"output_ids\": [40]}\n";
+
+  const auto other_task = test::run_prompthost(
+      {"eval", "--adapter", adapter, "--model", model, "--data", data, "--no-generate"}, work);
+  CHECK(other_task.code == 1);
+  CHECK_THAT(other_task.err, Catch::Contains("adapter/adapter_config.json: field \"task_type\" is "
+                                             "SEQ_CLS, but the model is used as CAUSAL_LM"));
+  const auto cannot = test::run_prompthost({"eval", "--adapter", adapter, "--model", model,
+                                            "--data", data, "--task-type", "SEQ_CLS"},
+                                           work);
+  CHECK(cannot.code == 1);
+  CHECK_THAT(cannot.err, Catch::Contains("qwen2-tiny: cannot be used as SEQ_CLS"));
+  const auto seq2seq = test::run_prompthost(
+      {"generate", "--model", model, "--prompt-ids", "1 20", "--task-type", "SEQ_2_SEQ_LM"}, work);
+  CHECK(seq2seq.code == 1);
+  CHECK_THAT(seq2seq.err, Catch::Contains("SEQ_2_SEQ_LM needs an encoder-decoder"));
+}
