@@ -44,6 +44,14 @@ void set_family(ModelConfig& c, Arch arch) {
     c.gated_mlp = false;
     c.positions = Positions::kLearned;
   }
+  if (arch == Arch::kBloom) {
+    c.norm = NormKind::kLayer;
+    c.activation = Activation::kGeluTanh;
+    c.gated_mlp = false;
+    c.positions = Positions::kAlibi;
+    c.embed_norm = true;
+  }
+  if (arch == Arch::kGemma) c.activation = Activation::kGeluTanh;
 }
 
 namespace {

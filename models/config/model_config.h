@@ -73,6 +73,9 @@ struct ModelConfig {
   int pad_id = -1;
   int decoder_start_id = -1;  // encoder-decoders: the decoder's first input token
   int n_decoder_layers = 0;   // encoder-decoders: the decoder stack (n_layers: the encoder)
+  // bloom: a norm (Model::embed_norm) on every input row, virtual tokens included, after
+  // embed_scale and before the first layer.
+  bool embed_norm = false;
 
   int num_labels() const { return (int)labels.size(); }
 
@@ -81,11 +84,14 @@ struct ModelConfig {
   int qkv_dim() const { return q_dim() + 2 * kv_dim(); }
 
   bool rotary_positions() const { return positions == Positions::kRotary; }
+  bool alibi_positions() const { return positions == Positions::kAlibi; }
   bool layer_norm() const { return norm == NormKind::kLayer; }
 };
 
 // Sets `arch` and the recipe fields to that family's usual choices (llama's are the
-// defaults above; gpt2: LayerNorm, tanh-GELU, plain MLP, learned positions). For configs
+// defaults above; gpt2: LayerNorm, tanh-GELU, plain MLP, learned positions; bloom: LayerNorm,
+// tanh-GELU, plain MLP, ALiBi, the embedding norm; gemma: GeGLU (tanh) — its embed_scale,
+// sqrt(dim), is set by the caller once dim is known). For configs
 // built in code (random models, benchmarks, tests); families parsing config.json call it
 // first and then set what their config says.
 void set_family(ModelConfig& config, Arch arch);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "models/common/error.h"
+#include "models/engine/alibi.h"
 #include "models/engine/embedding.h"
 #include "models/engine/engine.h"
 #include "models/engine/linear.h"
@@ -68,6 +69,9 @@ xt::xtensor<float, 1> extend(const Model& model, KVCache& cache, const std::vect
   const ModelConfig& c = model.config;
   const int T = (int)tokens.size(), D = c.dim;
   if (T == 0) throw Error("extend: no tokens");
+  if (!model.head.w)
+    throw Error(std::string("extend: the ") + task_type_name(c.task) +
+                " model has no language-model head to decode with");
   if (cache.length + T > cache.capacity)
     throw Error("extend: " + std::to_string(cache.length + T) +
                 " positions exceed the cache's capacity of " + std::to_string(cache.capacity) +
@@ -91,6 +95,10 @@ xt::xtensor<float, 1> extend(const Model& model, KVCache& cache, const std::vect
     layout.positions.push_back(cache.length + t);
     embed_row(model, tok, vrow, cache.length + t, &x(t, 0));
   }
+  InputNorm().forward(model, x);
+  // ALiBi over the positions the cache and the new tokens take (the cache's keys at 0..)
+  AlibiTable alibi;
+  if (c.alibi_positions()) layout.bias = alibi.ensure(c.n_heads, cache.length + T);
   const RopeTable& rope = rope_for(c, cache.capacity);
   const int qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim;
   LayerActivations acts;

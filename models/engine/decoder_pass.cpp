@@ -10,14 +10,23 @@
 // Loss. The output head runs only on scored rows, in chunks, and the gradient of the
 // loss with respect to those rows' final hidden states is formed right away (the loss
 // is a mean over a count known in advance), so the [rows, vocab] logits never exist
-// all at once.
+// all at once. A classifier (SEQ_CLS) scores each sequence's last row instead
+// (last_token_head.h).
+//
+// Positions. Rotary models rotate q and k by the rows' positions; ALiBi models add a
+// per-head distance bias to every score (prefix keys at positions 0..n-1, as PEFT's
+// extended mask gives them).
 #include <algorithm>
 #include <cmath>
 #include <string>
 
+#include <xtensor/xview.hpp>
+
 #include "models/common/error.h"
+#include "models/engine/alibi.h"
 #include "models/engine/embedding.h"
 #include "models/engine/engine.h"
+#include "models/engine/last_token_head.h"
 #include "models/engine/linear.h"
 #include "models/engine/parallel.h"
 #include "models/engine/pass_impl.h"
@@ -59,6 +68,14 @@ void check_injection(const ModelConfig& c, const Injection& inj) {
 void check_sequence(const ModelConfig& c, const Injection& inj, const Sequence& s, size_t b,
                     int n_prefix) {
   const std::string where = "batch sequence " + std::to_string(b) + ": ";
+  if (c.task == TaskType::kSeqCls) {
+    if (!s.labels.empty())
+      throw Error(where + "has token labels, but a SEQ_CLS model scores its class_label");
+    if (s.tokens.empty()) throw Error(where + "has no tokens to classify");
+    if (s.class_label != kIgnoreLabel && (s.class_label < 0 || s.class_label >= c.num_labels()))
+      throw Error(where + "class " + std::to_string(s.class_label) + " is outside the model's " +
+                  std::to_string(c.num_labels()) + " classes");
+  }
   if (!s.labels.empty() && s.labels.size() != s.tokens.size())
     throw Error(where + std::to_string(s.labels.size()) + " labels for " +
                 std::to_string(s.tokens.size()) + " tokens");
@@ -124,7 +141,9 @@ struct DecoderPass::State {
   const Model& model;
   PassOptions options;
   RopeTable rope;
+  AlibiTable alibi;
   std::vector<TransformerLayer> layers;
+  const bool classify;  // SEQ_CLS: the last-token head instead of the LM head
 
   // the last forward
   BatchLayout layout;
@@ -132,6 +151,7 @@ struct DecoderPass::State {
   std::vector<int> row_example;    // per row: the example it belongs to (-1: shared segment)
   std::vector<int32_t> row_token;  // per row: token id or virtual slot
   Injection injection;
+  InputNorm input_norm;
   // inputs[l]: input of layer l [rows, dim]; inputs[n_layers]: output of the last layer.
   std::vector<xt::xtensor<float, 2>> inputs;
   std::vector<LayerActivations> acts;  // per layer; with recompute, one reused by all
@@ -141,6 +161,7 @@ struct DecoderPass::State {
   xt::xtensor<float, 1> final_mean, final_rstd;  // final norm stats of scored rows
   xt::xtensor<float, 2> d_final;  // d loss / d final-normed scored rows [scored, dim]
   std::vector<double> row_nll;    // per scored row, in the order of `scores`
+  LastTokenHead cls_head;         // classify: the last forward's head
   // head_chunks' buffers
   xt::xtensor<float, 2> head_gathered, head_normed, head_logits;
   std::vector<xt::xtensor<float, 2>> logits;
@@ -148,7 +169,11 @@ struct DecoderPass::State {
   std::vector<int> sequence_scored;
   bool have_forward = false;
 
-  State(const Model& m, PassOptions o) : model(m), options(o) {
+  State(const Model& m, PassOptions o)
+      : model(m), options(o), classify(m.config.task == TaskType::kSeqCls) {
+    if (classify && m.config.classifier != ClassifierHead::kLastToken)
+      throw Error(std::string("a SEQ_CLS ") + arch_name(m.config.arch) +
+                  " decoder needs the last-token classification head");
     for (int l = 0; l < m.config.n_layers; ++l) layers.emplace_back(m, l, rope);
   }
 
@@ -218,6 +243,73 @@ struct DecoderPass::State {
     return &injection.virtual_tokens(set, virtual_index(tok), 0);
   }
 
+  // Causal LM: the loss over the labelled tokens, and (all_logits) every real row's logits.
+  double score_tokens(const std::vector<Sequence>& batch) {
+    const int D = model.config.dim, V = model.config.vocab_size;
+    std::vector<int> rows;
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const auto& labels = batch[b].labels;
+      for (size_t t = 1; t < labels.size(); ++t)
+        if (labels[t] != kIgnoreLabel) scores.push_back({predicting_row(b, t), labels[t], (int)b});
+    }
+    for (const Score& s : scores) rows.push_back(s.row);
+    const size_t N = scores.size();
+
+    // loss and d loss / d (final-normed rows): (softmax(logits) - onehot) / N, turned into
+    // the rows' gradient chunk by chunk
+    final_mean.resize({N});
+    final_rstd.resize({N});
+    d_final.resize({N, (size_t)D});
+    row_nll.resize(N);
+    head_chunks(rows, final_mean.data(), final_rstd.data(), d_final.data(),
+                [&](size_t i, float* logit) {
+                  const float target_logit = logit[scores[i].target];
+                  const float lse = softmax_inplace(V, logit);
+                  row_nll[i] = (double)lse - target_logit;
+                  const float inv_n = 1.0f / N;
+#pragma omp simd
+                  for (int v = 0; v < V; ++v) logit[v] *= inv_n;
+                  logit[scores[i].target] -= inv_n;
+                });
+    double loss = 0.0;  // summed in row order: the same for any thread count
+    for (size_t i = 0; i < N; ++i) {
+      loss += row_nll[i];
+      sequence_nll[scores[i].sequence] += row_nll[i];
+      sequence_scored[scores[i].sequence] += 1;
+    }
+
+    if (options.all_logits) {
+      for (size_t b = 0; b < batch.size(); ++b) {
+        std::vector<int> real;
+        for (size_t t = 0; t < batch[b].tokens.size(); ++t)
+          if (!is_virtual(batch[b].tokens[t])) real.push_back(predicting_row(b, t + 1));
+        xt::xtensor<float, 2> out = xt::empty<float>({real.size(), (size_t)V});
+        head_chunks(real, nullptr, nullptr, nullptr,
+                    [&](size_t i, float* logit) { std::copy_n(logit, V, &out(i, 0)); });
+        logits.push_back(std::move(out));
+      }
+    }
+    return N ? loss / N : 0.0;
+  }
+
+  // SEQ_CLS: the classification head at each sequence's last row (its last real token).
+  double classify_batch(const std::vector<Sequence>& batch) {
+    std::vector<int> rows;
+    std::vector<int32_t> labels;
+    for (size_t b = 0; b < batch.size(); ++b) {
+      rows.push_back(predicting_row(b, batch[b].tokens.size()));
+      labels.push_back(batch[b].class_label);
+    }
+    const double loss = cls_head.forward(model, injection.head, inputs.back(), rows, labels);
+    for (size_t b = 0; b < batch.size(); ++b) {
+      sequence_nll[b] = cls_head.nll()[b];
+      sequence_scored[b] = labels[b] != kIgnoreLabel;
+      if (options.all_logits)
+        logits.push_back(xt::view(cls_head.logits(), xt::range(b, b + 1), xt::all()));
+    }
+    return loss;
+  }
+
   // Final norm and head over `rows`, in chunks; visit(i, logits row) sees each row's
   // logits, rows spread over the threads (so visit must only touch row i's data). With
   // d_normed set, visit turns the logits into d loss / d logits in place and d_normed
@@ -252,7 +344,7 @@ DecoderPass::DecoderPass(const Model& model, PassOptions options)
     : state_(std::make_unique<State>(model, options)) {}
 
 int DecoderPass::scored_count() const {
-  return (int)state_->scores.size();
+  return state_->classify ? state_->cls_head.scored() : (int)state_->scores.size();
 }
 
 double DecoderPass::step_flops() const {
@@ -295,7 +387,7 @@ double DecoderPass::forward(const std::vector<Sequence>& batch, const Injection&
   State& st = *state_;
   const Model& model = st.model;
   const ModelConfig& c = model.config;
-  const int D = c.dim, V = c.vocab_size;
+  const int D = c.dim;
   st.have_forward = false;
   check_injection(c, injection);
   st.injection = injection;
@@ -308,12 +400,12 @@ double DecoderPass::forward(const std::vector<Sequence>& batch, const Injection&
   if (batch.empty()) return 0.0;
   st.pack(batch);
   const int R = st.layout.rows;
-  // The rotary table covers the positions in use, not the whole context (which may be
+  // The position tables cover the positions in use, not the whole context (which may be
   // millions of positions long).
-  if (c.rotary_positions() && R > 0) {
-    const int last = *std::max_element(st.layout.positions.begin(), st.layout.positions.end());
-    st.rope.ensure(last + 1, c.head_dim, c.rope_theta);
-  }
+  const int positions =
+      R > 0 ? *std::max_element(st.layout.positions.begin(), st.layout.positions.end()) + 1 : 0;
+  if (c.rotary_positions() && R > 0) st.rope.ensure(positions, c.head_dim, c.rope_theta);
+  if (c.alibi_positions() && R > 0) st.layout.bias = st.alibi.ensure(c.n_heads, positions);
 
   // input rows
   st.inputs.resize(c.n_layers + 1);
@@ -324,59 +416,16 @@ double DecoderPass::forward(const std::vector<Sequence>& batch, const Injection&
     for (long r = r0; r < r1; ++r)
       embed_row(model, st.row_token[r], st.virtual_row(r), st.layout.positions[r], &x(r, 0));
   });
+  st.input_norm.forward(model, x);
 
   // layers; with recompute, one set of activation buffers is reused by every layer
   for (int l = 0; l < c.n_layers; ++l)
     st.layers[l].forward(st.layout, st.external_spans(l, nullptr), st.inputs[l],
                          st.acts[st.options.recompute ? 0 : l], st.inputs[l + 1], st.scratch);
 
-  // labels -> scored rows
-  std::vector<int> rows;
-  for (size_t b = 0; b < batch.size(); ++b) {
-    const auto& labels = batch[b].labels;
-    for (size_t t = 1; t < labels.size(); ++t)
-      if (labels[t] != kIgnoreLabel)
-        st.scores.push_back({st.predicting_row(b, t), labels[t], (int)b});
-  }
-  for (const Score& s : st.scores) rows.push_back(s.row);
-  const size_t N = st.scores.size();
-
-  // loss and d loss / d (final-normed rows): (softmax(logits) - onehot) / N, turned into
-  // the rows' gradient chunk by chunk
-  st.final_mean.resize({N});
-  st.final_rstd.resize({N});
-  st.d_final.resize({N, (size_t)D});
-  st.row_nll.resize(N);
-  st.head_chunks(rows, st.final_mean.data(), st.final_rstd.data(), st.d_final.data(),
-                 [&](size_t i, float* logit) {
-                   const float target_logit = logit[st.scores[i].target];
-                   const float lse = softmax_inplace(V, logit);
-                   st.row_nll[i] = (double)lse - target_logit;
-                   const float inv_n = 1.0f / N;
-#pragma omp simd
-                   for (int v = 0; v < V; ++v) logit[v] *= inv_n;
-                   logit[st.scores[i].target] -= inv_n;
-                 });
-  double loss = 0.0;  // summed in row order: the same for any thread count
-  for (size_t i = 0; i < N; ++i) {
-    loss += st.row_nll[i];
-    st.sequence_nll[st.scores[i].sequence] += st.row_nll[i];
-    st.sequence_scored[st.scores[i].sequence] += 1;
-  }
-
-  if (st.options.all_logits) {
-    for (size_t b = 0; b < batch.size(); ++b) {
-      std::vector<int> real;
-      for (size_t t = 0; t < batch[b].tokens.size(); ++t)
-        if (!is_virtual(batch[b].tokens[t])) real.push_back(st.predicting_row(b, t + 1));
-      xt::xtensor<float, 2> out = xt::empty<float>({real.size(), (size_t)V});
-      st.head_chunks(real, nullptr, nullptr, nullptr,
-                     [&](size_t i, float* logit) { std::copy_n(logit, V, &out(i, 0)); });
-      st.logits.push_back(std::move(out));
-    }
-  }
+  const double loss = st.classify ? st.classify_batch(batch) : st.score_tokens(batch);
   st.have_forward = true;
-  return N ? loss / N : 0.0;
+  return loss;
 }
 
 void DecoderPass::backward(InjectionGrad& grad) {
@@ -387,12 +436,15 @@ void DecoderPass::backward(InjectionGrad& grad) {
   const int D = c.dim, R = st.layout.rows;
   grad.virtual_tokens = xt::zeros<float>(st.injection.virtual_tokens.shape());
   grad.prefix = xt::zeros<float>(st.injection.prefix.shape());
+  grad.head.clear();
 
   // final norm: d final-normed scored rows -> d last layer output, scattered to their rows
+  // (a classifier: its head's gradient, and its rows')
   xt::xtensor<float, 2>& dy = st.dy;
   dy.resize({(size_t)R, (size_t)D});
   std::fill(dy.begin(), dy.end(), 0.0f);
   const size_t N = st.scores.size();
+  if (st.classify) st.cls_head.backward(model, dy, grad.head);
   if (N > 0) {
     xt::xtensor<float, 2> gathered = xt::empty<float>({N, (size_t)D});
     xt::xtensor<float, 2> dg = xt::empty<float>({N, (size_t)D});
@@ -417,13 +469,14 @@ void DecoderPass::backward(InjectionGrad& grad) {
     std::swap(dx, dy);
   }
 
-  // dy is now d loss / d input rows: the virtual rows' share goes to the injection
+  // dy is now d loss / d input rows: through the embedding norm and scale, the virtual
+  // rows' share goes to the injection
+  st.input_norm.backward(model, dy);
   for (int r = 0; r < R; ++r) {
     const int32_t tok = st.row_token[r];
     if (!is_virtual(tok)) continue;
     const int set = st.injection.virtual_tokens.shape(0) == 1 ? 0 : st.row_example[r];
-    float* g = &grad.virtual_tokens(set, virtual_index(tok), 0);
-    for (int k = 0; k < D; ++k) g[k] += dy(r, k);
+    embed_row_backward(model, &dy(r, 0), &grad.virtual_tokens(set, virtual_index(tok), 0));
   }
 }
 

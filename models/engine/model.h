@@ -62,6 +62,7 @@ struct Model {
   // (the starting point of the head a prompt method trains with it).
   NamedTensors classifier;
   std::vector<std::shared_ptr<WeightStorage>> storage;
+  Norm embed_norm;  // config.embed_norm (bloom's word_embeddings_layernorm), else unset
 
   // An owned float buffer of `count` elements whose lifetime is tied to this model.
   float* allocate(size_t count);

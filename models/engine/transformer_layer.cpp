@@ -11,6 +11,12 @@ TransformerLayer::TransformerLayer(const Model& model, int layer, const RopeTabl
   shape_ = {config_.n_heads, config_.n_kv_heads, config_.head_dim, config_.attn_scale, nullptr};
 }
 
+AttentionShape TransformerLayer::shape_for(const BatchLayout& layout) const {
+  AttentionShape shape = shape_;
+  shape.bias = layout.bias;
+  return shape;
+}
+
 // Builds each segment's view of this layer's keys and values. The qkv rows hold, per
 // row, [q | k | v]; gradients (when dqkv is set) go to the same offsets of dqkv.
 std::vector<AttentionSegment> TransformerLayer::attention_segments(
@@ -78,7 +84,7 @@ void TransformerLayer::forward(const BatchLayout& layout, const std::vector<KVSp
   }
   acts.attn.resize({R, qd});
   acts.lse.resize({R * config_.n_heads});
-  attention_forward(shape_, attention_segments(layout, external, acts, nullptr));
+  attention_forward(shape_for(layout), attention_segments(layout, external, acts, nullptr));
   acts.h.resize({R, D});
   copy_floats(R * D, x.data(), acts.h.data());  // h = x + attn · W_o (+ b)
   linear_forward(w_.attn_out, R, acts.attn.data(), qd, acts.h.data(), D, true);
@@ -141,7 +147,7 @@ void TransformerLayer::backward(const BatchLayout& layout, const std::vector<KVS
   std::fill(dqkv.begin(), dqkv.end(), 0.0f);
   auto segs = attention_segments(layout, external, acts, dqkv.data());
   for (auto& seg : segs) seg.dout = dattn.data() + (seg.out - acts.attn.data());  // same rows
-  attention_backward(shape_, segs);
+  attention_backward(shape_for(layout), segs);
   if (config_.rotary_positions()) {
     rope_apply(rope_, R, layout.positions.data(), config_.n_heads, dqkv.data(), qkvd, true);
     rope_apply(rope_, R, layout.positions.data(), config_.n_kv_heads, dqkv.data() + qd, qkvd, true);

@@ -28,6 +28,9 @@ struct BatchLayout {
   int shared_rows = 0;            // rows [0, shared_rows) are the shared segment (if > 0)
   std::vector<Segment> segments;  // the shared segment first, when present
   std::vector<int> positions;     // per row
+  // A score bias by distance for every attention of the layers (ALiBi), covering every
+  // distance among the positions in use and the external spans'; null: none.
+  const DistanceBias* bias = nullptr;
 };
 
 // What backward needs from one layer's forward (or what recompute rebuilds), besides the
@@ -70,6 +73,7 @@ class TransformerLayer {
   std::vector<AttentionSegment> attention_segments(const BatchLayout& layout,
                                                    const std::vector<KVSpan>& external,
                                                    const LayerActivations& acts, float* dqkv) const;
+  AttentionShape shape_for(const BatchLayout& layout) const;
 
   const ModelConfig& config_;
   const LayerWeights& w_;

@@ -26,6 +26,7 @@ ModelConfig parse_gpt2(const ConfigReader& r, const std::string&) {
                 ") is not divisible by 'n_head' (" + std::to_string(c.n_heads) + ")");
   }
   c.head_dim = c.dim / c.n_heads;
+  c.classifier = ClassifierHead::kLastToken;  // GPT2ForSequenceClassification's `score`
   const std::string act = r.optional_string("activation_function", "gelu_new");
   if (act != "gelu_new") {
     throw Error(r.path() + ": field 'activation_function' is '" + act +
@@ -34,7 +35,7 @@ ModelConfig parse_gpt2(const ConfigReader& r, const std::string&) {
   return c;
 }
 
-void load_gpt2(TensorReader& w, Model& m, const std::string&) {
+void load_gpt2(TensorReader& w, Model& m, const std::string& dir) {
   const ModelConfig& c = m.config;
   const int64_t D = c.dim, V = c.vocab_size, P = c.max_positions;
   // Checkpoints saved from GPT2Model (not GPT2LMHeadModel) lack the "transformer." prefix.
@@ -62,11 +63,7 @@ void load_gpt2(TensorReader& w, Model& m, const std::string&) {
     L.mlp_out = conv1d(p + "mlp.c_proj", c.ffn_dim, c.dim);
   }
   m.final_norm = norm(pre + "ln_f");
-  if (c.tied_head) {
-    m.head = {m.token_embedding, nullptr, c.dim, c.vocab_size, false};
-  } else {
-    m.head = {w.keep("lm_head.weight", {V, D}), nullptr, c.dim, c.vocab_size, false};
-  }
+  load_output_head(w, m, dir, "lm_head.weight");
 }
 
 }  // namespace

@@ -7,28 +7,37 @@
 
 namespace ph {
 
-namespace {
-
-ModelConfig parse_llama_family(const ConfigReader& r, const std::string& model_type) {
-  ModelConfig c;
-  set_family(c, Arch::kLlama);
+void read_llama_sizes(const ConfigReader& r, ModelConfig& c) {
   c.dim = r.required_size("hidden_size", kMaxWidth);
   c.ffn_dim = r.required_size("intermediate_size", kMaxWidth);
   c.n_heads = r.required_size("num_attention_heads", kMaxWidth);
   c.n_kv_heads = r.optional_size("num_key_value_heads", c.n_heads, kMaxWidth);
   c.n_layers = r.required_size("num_hidden_layers", kMaxLayers);
   c.vocab_size = r.required_size("vocab_size", kMaxVocab);
-  c.max_positions = r.required_size("max_position_embeddings", kMaxPositions);
-  c.norm_eps = r.optional_float("rms_norm_eps", 1e-6f);  // transformers' default
-  c.rope_theta = r.optional_float("rope_theta", 10000.0f);
-  c.tied_head = r.optional_bool("tie_word_embeddings", false);
-  c.head_dim = head_dim_of(r, c.dim, "hidden_size", c.n_heads, "num_attention_heads");
+}
+
+void check_kv_heads(const ConfigReader& r, const ModelConfig& c) {
   if (c.n_heads % c.n_kv_heads != 0) {
     throw Error(r.path() + ": field 'num_attention_heads' (" + std::to_string(c.n_heads) +
                 ") is not divisible by 'num_key_value_heads' (" + std::to_string(c.n_kv_heads) +
                 ")");
   }
+}
+
+namespace {
+
+ModelConfig parse_llama_family(const ConfigReader& r, const std::string& model_type) {
+  ModelConfig c;
+  set_family(c, Arch::kLlama);
+  read_llama_sizes(r, c);
+  c.max_positions = r.required_size("max_position_embeddings", kMaxPositions);
+  c.norm_eps = r.optional_float("rms_norm_eps", 1e-6f);  // transformers' default
+  c.rope_theta = r.optional_float("rope_theta", 10000.0f);
+  c.tied_head = r.optional_bool("tie_word_embeddings", false);
+  c.head_dim = head_dim_of(r, c.dim, "hidden_size", c.n_heads, "num_attention_heads");
+  check_kv_heads(r, c);
   c.qkv_bias = model_type == "qwen2" || r.optional_bool("attention_bias", false);
+  c.classifier = ClassifierHead::kLastToken;  // ...ForSequenceClassification's `score`
 
   // What the kernels do not implement is refused rather than silently computed wrong.
   const std::string act = r.optional_string("hidden_act", "silu");
@@ -51,7 +60,18 @@ ModelConfig parse_llama_family(const ConfigReader& r, const std::string& model_t
   return c;
 }
 
+const float* plain_gain(TensorReader& w, const std::string& name, int64_t dim) {
+  return w.keep(name, {dim});
+}
+
 void load_llama(TensorReader& w, Model& m, const std::string& dir) {
+  load_llama_layout(w, m, dir, plain_gain);
+}
+
+}  // namespace
+
+void load_llama_layout(TensorReader& w, Model& m, const std::string& dir,
+                       const float* (*norm_gain)(TensorReader&, const std::string&, int64_t)) {
   const ModelConfig& c = m.config;
   const int64_t D = c.dim, V = c.vocab_size, F = c.ffn_dim;
   const int64_t Q = c.q_dim(), KV = c.kv_dim();
@@ -60,7 +80,7 @@ void load_llama(TensorReader& w, Model& m, const std::string& dir) {
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = layer_prefix("model.layers.", l);
     LayerWeights& L = m.layers[l];
-    L.attn_norm = {w.keep(p + "input_layernorm.weight", {D}), nullptr};
+    L.attn_norm = {norm_gain(w, p + "input_layernorm.weight", D), nullptr};
 
     // One GEMM for q, k and v: rows q, then k, then v.
     const std::string attn = p + "self_attn.";
@@ -80,28 +100,17 @@ void load_llama(TensorReader& w, Model& m, const std::string& dir) {
     }
     L.attn_out = {w.keep(p + "self_attn.o_proj.weight", {D, Q}), nullptr, c.q_dim(), c.dim, false};
 
-    L.mlp_norm = {w.keep(p + "post_attention_layernorm.weight", {D}), nullptr};
+    L.mlp_norm = {norm_gain(w, p + "post_attention_layernorm.weight", D), nullptr};
     // One GEMM for gate and up: rows gate, then up.
     L.mlp_in = {w.fuse({{p + "mlp.gate_proj.weight", {F, D}}, {p + "mlp.up_proj.weight", {F, D}}}),
                 nullptr, c.dim, 2 * c.ffn_dim, false};
     L.mlp_out = {w.keep(p + "mlp.down_proj.weight", {D, F}), nullptr, c.ffn_dim, c.dim, false};
   }
-  m.final_norm = {w.keep("model.norm.weight", {D}), nullptr};
-
-  if (c.tied_head) {
-    m.head = {m.token_embedding, nullptr, c.dim, c.vocab_size, false};
-  } else if (!w.has("lm_head.weight")) {
-    throw Error(dir +
-                ": tensor 'lm_head.weight' is missing and config.json does not tie the "
-                "output head to the embedding (tie_word_embeddings is false)");
-  } else {
-    m.head = {w.keep("lm_head.weight", {V, D}), nullptr, c.dim, c.vocab_size, false};
-  }
+  m.final_norm = {norm_gain(w, "model.norm.weight", D), nullptr};
+  load_output_head(w, m, dir, "lm_head.weight");
 }
 
-}  // namespace
-
-const Family kLlamaFamily = {"llama", {"llama", "mistral", "qwen2"}, parse_llama_family,
-                             load_llama};
+const Family kLlamaFamily = {
+    "llama", {"llama", "mistral", "qwen2"}, parse_llama_family, load_llama};
 
 }  // namespace ph

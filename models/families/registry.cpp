@@ -9,6 +9,8 @@ const std::vector<const Family*>& all_families() {
   static const std::vector<const Family*> families = {
       &kLlamaFamily,
       &kGpt2Family,
+      &kBloomFamily,
+      &kGemmaFamily,
   };
   return families;
 }

@@ -41,10 +41,15 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
   const ModelConfig& c = config;
   const size_t D = c.dim, F = c.ffn_dim, V = c.vocab_size;
   const bool gpt2 = c.arch == Arch::kGpt2;
-  const bool biases = gpt2 || c.qkv_bias;
+  const bool all_biases = gpt2 || c.arch == Arch::kBloom;  // every projection has one
+  const bool biases = all_biases || c.qkv_bias;
   m.token_embedding = fill(V * D, 0.0f, 0.02f);
-  if (gpt2) m.position_embedding = fill((size_t)c.max_positions * D, 0.0f, 0.01f);
-  auto norm = [&]() { return Norm{fill(D, 1.0f, 0.1f), gpt2 ? fill(D, 0.0f, 0.02f) : nullptr}; };
+  if (c.positions == Positions::kLearned)
+    m.position_embedding = fill((size_t)c.max_positions * D, 0.0f, 0.01f);
+  auto norm = [&]() {
+    return Norm{fill(D, 1.0f, 0.1f), c.layer_norm() ? fill(D, 0.0f, 0.02f) : nullptr};
+  };
+  if (c.embed_norm) m.embed_norm = norm();
   auto linear = [&](int in, int out, bool bias) {
     Linear l;
     l.in = in;
@@ -58,10 +63,10 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
     LayerWeights w;
     w.attn_norm = norm();
     w.qkv = linear(D, c.qkv_dim(), biases);
-    w.attn_out = linear(c.q_dim(), D, gpt2);
+    w.attn_out = linear(c.q_dim(), D, all_biases);
     w.mlp_norm = norm();
-    w.mlp_in = linear(D, gpt2 ? F : 2 * F, gpt2);
-    w.mlp_out = linear(F, D, gpt2);
+    w.mlp_in = linear(D, c.gated_mlp ? 2 * F : F, all_biases);
+    w.mlp_out = linear(F, D, all_biases);
     m.layers.push_back(w);
   }
   m.final_norm = norm();
@@ -69,6 +74,11 @@ Model make_random_model(const ModelConfig& config, uint64_t seed) {
     m.head = Linear{m.token_embedding, nullptr, (int)D, (int)V, false};
   } else {
     m.head = Linear{fill(V * D, 0.0f, 0.02f), nullptr, (int)D, (int)V, false};
+  }
+  if (c.task == TaskType::kSeqCls && c.classifier == ClassifierHead::kLastToken) {
+    xt::xarray<float> score = xt::zeros<float>({(size_t)c.num_labels(), D});
+    for (auto& v : score) v = normal(0.0f, 0.02f);
+    m.classifier["score.weight"] = std::move(score);
   }
   return m;
 }

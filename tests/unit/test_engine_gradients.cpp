@@ -3,15 +3,13 @@
 // head_dim that is not hidden/heads, sequences of different lengths, shared and
 // per-example virtual tokens, virtual tokens inside the sequence (P-tuning templates),
 // and a key/value prefix together with virtual tokens.
-//
-// Float32 differences are noisy, so each check is along a direction: the central
-// difference of the loss along u must equal <grad, u>, for u the normalised gradient
-// (the most sensitive direction) and for random unit directions.
+// (The directional checks themselves: gradient_check.h.)
 #include <catch.hpp>
 
 #include <cmath>
 #include <random>
 
+#include "gradient_check.h"
 #include "models/engine/engine.h"
 #include "models/loader/random_model.h"
 
@@ -93,28 +91,6 @@ Injection make_injection(const Scenario& s, const ModelConfig& c, int batch, std
   return inj;
 }
 
-// Every injected value, in a fixed order, as pointers (to perturb) and gradient values.
-std::vector<float*> values_of(Injection& inj) {
-  std::vector<float*> p;
-  for (auto& v : inj.virtual_tokens) p.push_back(&v);
-  for (auto& v : inj.prefix) p.push_back(&v);
-  return p;
-}
-
-std::vector<float> grad_values(const InjectionGrad& g) {
-  std::vector<float> v(g.virtual_tokens.begin(), g.virtual_tokens.end());
-  v.insert(v.end(), g.prefix.begin(), g.prefix.end());
-  return v;
-}
-
-double loss_along(const Model& model, const std::vector<Sequence>& batch, Injection inj,
-                  const std::vector<double>& u, double eps) {
-  auto p = values_of(inj);
-  for (size_t i = 0; i < p.size(); ++i) *p[i] += (float)(eps * u[i]);
-  TrainingPass pass(model);
-  return pass.forward(batch, inj);
-}
-
 void check_gradient(const Model& model, const Scenario& s, uint32_t seed) {
   std::mt19937 rng(seed);
   const auto batch = make_batch(s, model.config.vocab_size, rng);
@@ -125,34 +101,8 @@ void check_gradient(const Model& model, const Scenario& s, uint32_t seed) {
   REQUIRE(pass.scored_count() > 0);
   InjectionGrad grad;
   pass.backward(grad);
-  const auto g = grad_values(grad);
-  double norm = 0.0;
-  for (float v : g) norm += (double)v * v;
-  norm = std::sqrt(norm);
-  REQUIRE(norm > 0.0);
-
-  std::vector<std::vector<double>> directions;
-  directions.emplace_back(g.begin(), g.end());
-  std::normal_distribution<double> normal;
-  for (int k = 0; k < 3; ++k) {
-    std::vector<double> u(g.size());
-    for (auto& v : u) v = normal(rng);
-    directions.push_back(u);
-  }
-  for (auto& u : directions) {
-    double un = 0.0;
-    for (double v : u) un += v * v;
-    for (double& v : u) v /= std::sqrt(un);
-    const double eps = 1e-2;
-    const double fd =
-        (loss_along(model, batch, inj, u, eps) - loss_along(model, batch, inj, u, -eps)) /
-        (2 * eps);
-    double analytic = 0.0;
-    for (size_t i = 0; i < g.size(); ++i) analytic += g[i] * u[i];
-    INFO(s.name << ": finite difference " << fd << ", analytic " << analytic << ", |grad| "
-                << norm);
-    CHECK(std::abs(fd - analytic) <= 2e-3 * norm + 1e-5);
-  }
+  const auto g = test::trained_grad(grad);
+  test::check_directions(model, batch, inj, g, 0, g.size(), s.name, rng);
 }
 
 const Scenario kScenarios[] = {
@@ -193,5 +143,5 @@ TEST_CASE("recompute gives the same loss and gradient", "[gradients]") {
   InjectionGrad a, b;
   keep.backward(a);
   recompute.backward(b);
-  CHECK(grad_values(a) == grad_values(b));
+  CHECK(test::trained_grad(a) == test::trained_grad(b));
 }
