@@ -67,13 +67,15 @@ void classification_metrics(const std::vector<const Encoded*>& items, EvalResult
   }
   r.accuracy = items.empty() ? 0.0 : (double)right / items.size();
   double f1_sum = 0.0;
+  int classes = 0;  // those in the data or the predictions (scikit-learn's default labels)
   for (size_t c = 0; c < k; ++c) {
     int predicted = 0, actual = 0;
     for (size_t o = 0; o < k; ++o) predicted += r.confusion[o][c], actual += r.confusion[c][o];
-    const int tp = r.confusion[c][c];
-    if (predicted + actual > 0) f1_sum += 2.0 * tp / (predicted + actual);
+    if (predicted + actual == 0) continue;
+    f1_sum += 2.0 * r.confusion[c][c] / (predicted + actual);
+    ++classes;
   }
-  r.macro_f1 = k ? f1_sum / k : 0.0;
+  r.macro_f1 = classes ? f1_sum / classes : 0.0;
 }
 
 std::string ids_text(const std::vector<int32_t>& ids) {

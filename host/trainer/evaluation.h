@@ -25,9 +25,9 @@ struct EvalResult {
   std::vector<std::string> generated;  // each example's greedy output (when generated)
   double rank_accuracy = 0.0;  // fraction; 0 when the data has over max_rank_candidates outputs
   int rank_candidates = 0;
-  // SEQ_CLS: the predicted class of each example, the fraction right, the mean over the
-  // classes of F1 (a class never predicted nor present counts 0: sklearn's
-  // zero_division=0, over the classes of the model), and confusion[true][predicted].
+  // SEQ_CLS: the predicted class of each example, the fraction right, the mean of each
+  // class's F1 over the classes present in the data or the predictions (scikit-learn's
+  // f1_score(average="macro")), and confusion[true][predicted] over all the model's classes.
   bool classification = false;
   std::vector<std::string> labels;
   std::vector<int> predicted;
