@@ -33,6 +33,7 @@ const TinyModel kModels[] = {
     {"t5-tiny", "SEQ_2_SEQ_LM", 112, 3},     {"bert-cls-tiny", "SEQ_CLS", 100, 5},
     {"roberta-cls-tiny", "SEQ_CLS", 108, 5}, {"llama-cls-tiny", "SEQ_CLS", 100, 3},
     {"bloom-tiny", "CAUSAL_LM", 120, 3},     {"qwen2-tiny", "CAUSAL_LM", 124, 3},
+    {"gemma-tiny", "CAUSAL_LM", 116, 3},
 };
 
 struct Method {
