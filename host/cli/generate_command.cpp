@@ -1,6 +1,8 @@
-// `prompthost generate`: continue a prompt with a frozen model, streaming the text.
+// `prompthost generate`: continue a prompt with a frozen model, streaming the text; a
+// classification model (SEQ_CLS) prints the predicted class instead.
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -22,8 +24,10 @@
 #include "host/plugin/method_instance.h"
 #include "host/plugin/plugin_watchdog.h"
 #include "host/trainer/adapter_loading.h"
+#include "host/trainer/data_tokenizer.h"
 #include "host/trainer/dataset.h"
 #include "host/trainer/option_checks.h"
+#include "host/trainer/task_encoding.h"
 #include "models/common/error.h"
 #include "models/engine/model.h"
 #include "models/generate/generate.h"
@@ -47,7 +51,11 @@ struct Settings {
   std::string model;
   std::string tokenizer;  // empty: beside the model
   std::string prompt;
-  std::string prompt_file;  // --prompt-file: read in run(); "-" is standard input
+  std::string prompt_file;          // --prompt-file: read in run(); "-" is standard input
+  std::vector<int32_t> prompt_ids;  // --prompt-ids: used verbatim (no BOS), no tokenizer needed
+  bool ids_prompt = false;
+  std::string task_type;  // --task-type; "" = the model's
+  bool json = false;      // SEQ_CLS: the class and every class's probability as JSON
   GenerateOptions generate;
   bool print_ids = false;
   bool bos = true;
@@ -59,7 +67,7 @@ struct Settings {
 };
 
 po::options_description describe_options(Settings& s, std::string& seed, double& temperature,
-                                         double& top_p) {
+                                         double& top_p, std::string& prompt_ids) {
   po::options_description desc("Options");
   // clang-format off
   desc.add_options()
@@ -73,6 +81,11 @@ po::options_description describe_options(Settings& s, std::string& seed, double&
     ("prompt", po::value(&s.prompt), "the text to continue (this or --prompt-file is required)")
     ("prompt-file", po::value(&s.prompt_file), "read the text to continue from this file "
      "(- for standard input), without one final newline")
+    ("prompt-ids", po::value(&prompt_ids), "the prompt as token ids, space-separated, used as "
+     "given (no BOS); needs no tokenizer (the ids are printed then)")
+    ("task-type", po::value(&s.task_type), "CAUSAL_LM, SEQ_2_SEQ_LM or SEQ_CLS; default: the "
+     "model's (config.json architectures); SEQ_CLS prints the predicted class")
+    ("json", po::bool_switch(&s.json), "SEQ_CLS: print {\"label\", \"probabilities\"} as JSON")
     ("adapter", po::value(&s.adapter), "an adapter folder (PromptHost's or PEFT's): its soft prompt "
      "is applied; --model then defaults to the adapter's base model if it is a path here")
     ("task", po::value(&s.task), "the task (name or index) of a multitask adapter")
@@ -99,9 +112,10 @@ po::options_description describe_options(Settings& s, std::string& seed, double&
 void print_help(const po::options_description& desc) {
   std::cout
       << "Usage: prompthost generate [--model PATH] --prompt TEXT | --prompt-file FILE "
-         "[OPTIONS]\n\n"
+         "| --prompt-ids IDS [OPTIONS]\n\n"
          "Continues TEXT with a frozen model (KV-cached decoding) and prints the\n"
-         "continuation as it is generated.\n\n"
+         "continuation as it is generated; with a classification model (SEQ_CLS) prints\n"
+         "the predicted class.\n\n"
       << desc
       << "\nExamples:\n"
          "  prompthost generate --prompt \"The computer\" --max-new-tokens 40\n"
@@ -141,9 +155,9 @@ std::string read_prompt_file(const std::string& path) {
 
 // Parses argv into settings; returns false after printing --help.
 bool parse(int argc, char** argv, Settings& s) {
-  std::string seed;
+  std::string seed, prompt_ids;
   double temperature = 0, top_p = 0;
-  const po::options_description desc = describe_options(s, seed, temperature, top_p);
+  const po::options_description desc = describe_options(s, seed, temperature, top_p, prompt_ids);
   po::variables_map vm;
   // No positional arguments: a stray word (a forgotten --prompt) is a usage error.
   const po::positional_options_description none;
@@ -154,10 +168,23 @@ bool parse(int argc, char** argv, Settings& s) {
   }
   po::notify(vm);
 
-  if (vm.count("prompt") && vm.count("prompt-file"))
-    throw OptionError("give --prompt or --prompt-file, not both");
-  if (!vm.count("prompt") && !vm.count("prompt-file"))
-    throw OptionError("--prompt (or --prompt-file) is required");
+  const int prompts =
+      (int)vm.count("prompt") + (int)vm.count("prompt-file") + (int)vm.count("prompt-ids");
+  if (prompts > 1)
+    throw OptionError("give --prompt or --prompt-file, not both (or --prompt-ids alone)");
+  if (prompts == 0) throw OptionError("--prompt (or --prompt-file, --prompt-ids) is required");
+  if (vm.count("prompt-ids")) {
+    s.ids_prompt = true;
+    std::istringstream in(prompt_ids);
+    std::string word;
+    while (in >> word) {
+      if (word.empty() || word.size() > 9 ||
+          word.find_first_not_of("0123456789") != std::string::npos)
+        throw OptionError("--prompt-ids: \"" + word + "\" is not a token id");
+      s.prompt_ids.push_back((int32_t)std::stol(word));
+    }
+    if (s.prompt_ids.empty()) throw OptionError("--prompt-ids is empty");
+  }
   trainer::check_int("--max-new-tokens", s.generate.max_new_tokens, 0);
   trainer::check_number("--temperature", temperature, 0.0, 1e6);  // 0 is greedy
   trainer::check_int("--top-k", s.generate.sampling.top_k, 0);    // 0 keeps all
@@ -179,29 +206,43 @@ struct AdapterPrompt {
   xt::xtensor<float, 2> virtual_rows;
 };
 
-AdapterPrompt apply_adapter(const Settings& s, const Model& model, const Tokenizer& tokenizer) {
-  host::ModelHost model_host(model, &tokenizer);
+// The task of a multitask adapter's request (--task), or none.
+std::vector<int64_t> adapter_tasks(const Settings& s, const trainer::LoadedAdapter& a,
+                                   const ph_injection_spec& spec) {
+  std::vector<int64_t> tasks;
+  if (s.task.empty() && !spec.per_example) return tasks;
+  if (s.task.empty()) throw Error(s.adapter + ": a multitask adapter needs --task NAME or index");
+  trainer::TaskMap map(a.info.task_names);
+  trainer::Example ex;
+  ex.task = s.task;
+  ex.line = 0;
+  tasks.push_back(map.id(ex, "--task", false));
+  return tasks;
+}
+
+// The request as one example: the text of --prompt, or the ids of --prompt-ids.
+trainer::Example request_example(const Settings& s) {
+  trainer::Example ex;
+  ex.input = s.prompt;
+  ex.ids = s.ids_prompt;
+  ex.input_ids = s.prompt_ids;
+  return ex;
+}
+
+AdapterPrompt apply_adapter(const Settings& s, const Model& model, const Tokenizer* tokenizer) {
+  host::ModelHost model_host(model, tokenizer);
   trainer::LoadedAdapter a = trainer::open_adapter(s.adapter, model_host, s.plugin_paths);
   const ph_injection_spec spec = a.method->injection();
-  std::vector<int64_t> tasks;
-  if (!s.task.empty() || spec.per_example) {
-    trainer::TaskMap map(a.info.task_names);
-    trainer::Example ex;
-    ex.task = s.task;
-    ex.line = 0;
-    if (s.task.empty()) throw Error(s.adapter + ": a multitask adapter needs --task NAME or index");
-    tasks.push_back(map.id(ex, "--task", false));
-  }
-  Injection inj = a.method->forward(1, tasks, false);
+  const Injection inj = a.method->forward(1, adapter_tasks(s, a, spec), false);
   const auto parts = a.method->template_text().empty()
                          ? trainer::default_template(spec.n_virtual)
                          : trainer::parse_template(a.method->template_text(), spec.n_virtual);
-  trainer::Example ex;
-  ex.input = s.prompt;
+  trainer::Example ex = request_example(s);
   ex.has_output = true;  // the output is what we generate: keep the prompt part only
-  trainer::EncodeOptions enc;
-  enc.bos_id = s.bos ? (model.config.bos_id >= 0 ? model.config.bos_id : tokenizer.bos_id()) : -1;
-  const trainer::Encoded e = trainer::encode_example(ex, tokenizer, parts, enc);
+  trainer::TaskEncoding enc =
+      trainer::task_encoding(model, model.config.task, spec, parts, tokenizer, 0);
+  if (!s.bos) enc.encode.bos_id = -1;
+  const trainer::Encoded e = trainer::encode_for_task(ex, tokenizer, enc, "--prompt");
   AdapterPrompt out;
   out.prompt.assign(e.sequence.tokens.begin(), e.sequence.tokens.begin() + e.prompt_length);
   int lead = 0;  // the virtual tokens every request starts with
@@ -216,6 +257,51 @@ AdapterPrompt apply_adapter(const Settings& s, const Model& model, const Tokeniz
   return out;
 }
 
+// SEQ_CLS: the prompt classified (with the adapter's prompt and head, or the model's
+// head alone); prints the class name, or with --json the class and each probability.
+int classify(const Settings& s, const Model& model, const Tokenizer* tokenizer) {
+  host::ModelHost model_host(model, tokenizer);
+  std::unique_ptr<trainer::LoadedAdapter> a;
+  ph_injection_spec spec{};
+  Injection inj;
+  if (!s.adapter.empty()) {
+    a = std::make_unique<trainer::LoadedAdapter>(
+        trainer::open_adapter(s.adapter, model_host, s.plugin_paths));
+    spec = a->method->injection();
+    trainer::check_method_for_task(spec, TaskType::kSeqCls, a->method->library().name());
+    inj = a->method->forward(1, adapter_tasks(s, *a, spec), false);
+    if (!a->head.empty()) inj.head = a->head.values();
+  }
+  trainer::Example ex = request_example(s);
+  ex.has_label = true;  // any class: only the logits are read
+  ex.label = model.config.labels.at(0);
+  const trainer::TaskEncoding enc = trainer::task_encoding(
+      model, TaskType::kSeqCls, spec, trainer::default_template(spec.n_virtual), tokenizer, 0);
+  const trainer::Encoded e = trainer::encode_for_task(ex, tokenizer, enc, "--prompt");
+  PassOptions options;
+  options.all_logits = true;
+  TrainingPass pass(model, options);
+  pass.forward({e.sequence}, inj);
+  const xt::xtensor<float, 2>& logits = pass.logits().at(0);
+  std::vector<double> p(logits.begin(), logits.end());
+  const double top = *std::max_element(p.begin(), p.end());
+  double sum = 0.0;
+  for (double& v : p) sum += (v = std::exp(v - top));
+  for (double& v : p) v /= sum;
+  const size_t best = std::max_element(p.begin(), p.end()) - p.begin();
+  const auto& labels = model.config.labels;
+  if (s.json) {
+    nlohmann::json probabilities = nlohmann::json::object();
+    for (size_t k = 0; k < p.size() && k < labels.size(); ++k) probabilities[labels[k]] = p[k];
+    std::printf("%s\n", nlohmann::json{{"label", labels.at(best)}, {"probabilities", probabilities}}
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("%s\n", labels.at(best).c_str());
+  }
+  return kExitOk;
+}
+
 int run(Settings s) {
   if (!s.prompt_file.empty()) s.prompt = read_prompt_file(s.prompt_file);
   std::string model_path = s.model;
@@ -224,42 +310,53 @@ int run(Settings s) {
     if (!base.empty()) model_path = base;
   }
   const std::unique_ptr<Tokenizer> tokenizer =
-      load_tokenizer(tokenizer_path(model_path, s.tokenizer));
-  const Model model = load_model(model_path);
+      trainer::load_data_tokenizer(tokenizer_path(model_path, s.tokenizer), s.ids_prompt);
+  Model model = load_model(model_path);
+  model.config.task = trainer::resolve_task_type(model.config, s.task_type, model_path);
   const ModelConfig& c = model.config;
-  if (tokenizer->vocab_size() > c.vocab_size)
+  if (tokenizer && tokenizer->vocab_size() > c.vocab_size)
     throw Error("the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
                 " tokens but the model only " + std::to_string(c.vocab_size) +
                 ": they do not belong together");
+  if (c.task == TaskType::kSeqCls) return classify(s, model, tokenizer.get());
+  if (s.json) throw OptionError("--json is for classification (SEQ_CLS) models");
+  if (c.task == TaskType::kSeq2SeqLm)  // TODO(h-t5): the encoder-decoder generation API
+    throw Error(model_path +
+                ": generation with an encoder-decoder (SEQ_2_SEQ_LM) is not "
+                "available yet; `prompthost eval` scores such a model");
 
-  std::vector<int32_t> prompt = tokenizer->encode(s.prompt);
-  const int bos = c.bos_id >= 0 ? c.bos_id : tokenizer->bos_id();
-  if (s.bos && bos >= 0) prompt.insert(prompt.begin(), bos);
+  std::vector<int32_t> prompt = s.ids_prompt ? s.prompt_ids : tokenizer->encode(s.prompt);
+  const int bos = c.bos_id >= 0 ? c.bos_id : tokenizer ? tokenizer->bos_id() : -1;
+  if (s.bos && bos >= 0 && !s.ids_prompt) prompt.insert(prompt.begin(), bos);
   GenerateOptions options = s.generate;
   InjectionCache injection;
   if (!s.adapter.empty()) {
-    AdapterPrompt ap = apply_adapter(s, model, *tokenizer);
+    AdapterPrompt ap = apply_adapter(s, model, tokenizer.get());
     prompt = std::move(ap.prompt);
     options.virtual_tokens = std::move(ap.virtual_rows);
     injection = InjectionCache(model, ap.cached);
   }
 
-  options.stop_ids = stop_ids(c, tokenizer->eos_id());
+  options.stop_ids = stop_ids(c, tokenizer ? tokenizer->eos_id() : -1);
   std::vector<int32_t> text_ids;  // what the stream decodes after: the real tokens
   for (int32_t t : prompt)
     if (!is_virtual(t)) text_ids.push_back(t);
-  TextStream stream(*tokenizer, text_ids);
+  std::unique_ptr<TextStream> stream;  // none without a tokenizer: the ids are printed
+  if (tokenizer) stream = std::make_unique<TextStream>(*tokenizer, text_ids);
   options.on_token = [&stream](int32_t token, const xt::xtensor<float, 1>&) {
-    const std::string text = stream.push(token);
+    if (!stream) return;
+    const std::string text = stream->push(token);
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
   };
 
   const std::vector<int32_t> ids = generate(model, injection, prompt, options);
-  const std::string rest = stream.finish();
-  std::fwrite(rest.data(), 1, rest.size(), stdout);
-  std::fputc('\n', stdout);
-  if (s.print_ids) {
+  if (stream) {
+    const std::string rest = stream->finish();
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+    std::fputc('\n', stdout);
+  }
+  if (s.print_ids || !stream) {
     std::ostringstream line;
     for (size_t i = 0; i < ids.size(); ++i) line << (i ? " " : "") << ids[i];
     std::printf("%s\n", line.str().c_str());
@@ -294,6 +391,9 @@ int generate_command(int argc, char** argv) {
   try {
     const host::PluginWatchdog watchdog(settings.plugin_timeout);
     return run(settings);
+  } catch (const OptionError& e) {  // an option that does not fit the model (--json)
+    std::fprintf(stderr, "%s%s\n", kPrefix, e.what());
+    return kExitUsage;
   } catch (const std::exception& e) {  // ph::Error, and bad_alloc & co. from the engine
     std::fflush(stdout);
     std::fprintf(stderr, "%s%s\n", kPrefix, e.what());

@@ -45,8 +45,10 @@ po::options_description train_options(trainer::TrainConfig& c, std::string& conf
      "a Hugging Face model folder or a llama2.c .bin")
     ("tokenizer", po::value(&c.tokenizer), "tokenizer file; default: the model folder's, or the "
      "tokenizer.bin beside a .bin")
-    ("data", po::value(&c.data), "training data, JSONL: {\"text\"} or {\"input\",\"output\"} (+ \"task\"); "
-     "default with the demo model: its topic task")
+    ("data", po::value(&c.data), "training data, JSONL: {\"text\"}, {\"input\",\"output\"}, {\"text\",\"label\"} "
+     "or token ids {\"input_ids\", ...} (+ \"task\"); default with the demo model: its topic task")
+    ("task-type", po::value(&c.task_type), "CAUSAL_LM, SEQ_2_SEQ_LM or SEQ_CLS; default: the model's "
+     "(config.json architectures); refused with the reason when the model cannot do it")
     ("eval-data", po::value(&c.eval_data), "evaluation data, same format (before, every --eval-every steps, after)")
     ("output", po::value(&c.output_dir), "the adapter folder to write; default: runs/<plugin>")
     ("overwrite", po::bool_switch(&c.overwrite), "replace the run already in --output (else refused)")
@@ -150,7 +152,12 @@ void print_report(const trainer::TrainSummary& s) {
               s.last_loss);
   if (s.evaluated) {
     std::printf("  eval loss        %.4f -> %.4f\n", s.before.loss, s.after.loss);
-    if (s.after.has_outputs) {
+    if (s.after.classification) {
+      std::printf("  accuracy         %.1f%% -> %.1f%%\n", 100 * s.before.accuracy,
+                  100 * s.after.accuracy);
+      std::printf("  macro-F1         %.4f -> %.4f\n", s.before.macro_f1, s.after.macro_f1);
+    }
+    if (s.after.has_outputs && s.after.no_exact_match.empty()) {
       std::printf("  exact match      %.1f%% -> %.1f%%\n", 100 * s.before.exact_match,
                   100 * s.after.exact_match);
       if (s.after.rank_candidates >= 2)
@@ -162,8 +169,10 @@ void print_report(const trainer::TrainSummary& s) {
   // a multitask adapter needs the task to generate for
   const std::string task =
       !s.per_task ? "" : " --task " + (s.task_names.empty() ? "0" : s.task_names.front());
-  std::printf("generate with it:  %s generate --adapter %s%s --prompt \"...\"\n",
-              program_path().c_str(), s.output_dir.c_str(), task.c_str());
+  if (s.task_type == "SEQ_2_SEQ_LM") return;  // no encoder-decoder generation yet
+  std::printf("%s with it:  %s generate --adapter %s%s --prompt \"...\"\n",
+              s.task_type == "SEQ_CLS" ? "classify" : "generate", program_path().c_str(),
+              s.output_dir.c_str(), task.c_str());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "host/trainer/json_fields.h"
 #include "host/trainer/run_files.h"
+#include "host/trainer/task_type.h"
 #include "models/common/error.h"
 #include "models/loader/safetensors.h"
 
@@ -56,25 +57,28 @@ void check_fingerprint(const nlohmann::json& fp, const ModelConfig& config,
 
 void write_adapter(const std::string& dir, const host::MethodInstance& method,
                    const ModelConfig& config, const std::string& base_model,
-                   const std::vector<std::string>& task_names) {
+                   const std::vector<std::string>& task_names, const TrainedHead* head) {
   fs::create_directories(dir);
   const auto adapter = method.export_adapter();
   const ph_injection_spec spec = method.injection();
+  const int submodules = transformer_submodules(config.task);
+  const bool classifier = config.task == TaskType::kSeqCls;
   // PEFT's fields common to prompt learning (peft-spec §3); the method adds its own and
   // may override the geometry (prefix tuning's key/value width).
-  nlohmann::json cfg = {{"auto_mapping", nullptr},
-                        {"base_model_name_or_path", base_model},
-                        {"inference_mode", true},
-                        {"modules_to_save", nullptr},
-                        {"num_attention_heads", config.n_heads},
-                        {"num_layers", config.n_layers},
-                        {"num_transformer_submodules", 1},
-                        {"num_virtual_tokens", std::max(spec.n_virtual, spec.n_prefix)},
-                        {"peft_type", method.library().descriptor().peft_type},
-                        {"peft_version", kPeftLayoutVersion},
-                        {"revision", nullptr},
-                        {"task_type", "CAUSAL_LM"},
-                        {"token_dim", config.dim}};
+  nlohmann::json cfg = {
+      {"auto_mapping", nullptr},
+      {"base_model_name_or_path", base_model},
+      {"inference_mode", true},
+      {"modules_to_save", classifier ? nlohmann::json(kHeadModules) : nullptr},
+      {"num_attention_heads", config.n_heads},
+      {"num_layers", config.n_layers},
+      {"num_transformer_submodules", submodules},
+      {"num_virtual_tokens", std::max(spec.n_virtual / submodules, spec.n_prefix)},
+      {"peft_type", method.library().descriptor().peft_type},
+      {"peft_version", kPeftLayoutVersion},
+      {"revision", nullptr},
+      {"task_type", task_type_name(config.task)},
+      {"token_dim", config.dim}};
   cfg.update(adapter.config);
   // PEFT refuses a TEXT-initialised prompt without a tokenizer, even to load it for
   // inference; the text was tokenized with the base model's, so that is the one to name.
@@ -83,13 +87,17 @@ void write_adapter(const std::string& dir, const host::MethodInstance& method,
   std::vector<TensorToWrite> tensors;
   for (const auto& [name, t] : adapter.tensors)
     tensors.push_back(f32_tensor(name, t.first, t.second.data()));
+  if (head)
+    for (const TensorToWrite& t : head->adapter_tensors()) tensors.push_back(t);
   write_safetensors(join(dir, kAdapterModelFile), tensors, {{"format", "pt"}});
   write_json_atomic(join(dir, kAdapterConfigFile), cfg);
   nlohmann::json info = {{"plugin", method.library().descriptor().name},
                          {"plugin_version", method.library().descriptor().version},
                          {"options", method.options()},
                          {"model", model_fingerprint(config)},
-                         {"task_names", task_names}};
+                         {"task_names", task_names},
+                         {"task_type", task_type_name(config.task)}};
+  if (classifier) info["labels"] = config.labels;
   write_json_atomic(join(dir, kAdapterInfoFile), info);
 }
 
@@ -115,17 +123,39 @@ AdapterInfo read_adapter_info(const std::string& dir) {
     a.task_names = json_field_or<std::vector<std::string>>(a.info, "task_names", {}, place);
     if (a.info.contains("model") && !a.info["model"].is_object())
       (place / "model").fail("must be an object");
+    a.labels = json_field_or<std::vector<std::string>>(a.info, "labels", {}, place);
   } else {
     a.options = a.peft_config;  // a PEFT-made adapter: its config holds the options
   }
+  const JsonPlace cfg_place{cfg_path, ""};
+  if (a.peft_config.contains("task_type") && !a.peft_config["task_type"].is_null())
+    a.task_type = json_field<std::string>(a.peft_config, "task_type", cfg_place);
+  // PEFT lists modules_to_save twice for SEQ_CLS (["classifier", "score", "classifier",
+  // "score"]): any list of names is accepted, repetitions included.
+  if (a.peft_config.contains("modules_to_save") && !a.peft_config["modules_to_save"].is_null())
+    json_field<std::vector<std::string>>(a.peft_config, "modules_to_save", cfg_place);
   return a;
 }
 
-void load_adapter_tensors(const std::string& dir, host::MethodInstance& method) {
+void check_adapter_task(const AdapterInfo& a, const ModelConfig& config) {
+  const std::string used = task_type_name(config.task);
+  if (!a.task_type.empty() && a.task_type != used)
+    throw Error(join(a.dir, kAdapterConfigFile) + ": field \"task_type\" is " + a.task_type +
+                ", but the model is used as " + used +
+                ": an adapter trained for one task type cannot be applied to another");
+  if (config.task == TaskType::kSeqCls && !a.labels.empty() && a.labels != config.labels)
+    throw Error(join(a.dir, kAdapterInfoFile) + ": field \"labels\" is " +
+                nlohmann::json(a.labels).dump() + ", the model's classes (id2label) are " +
+                nlohmann::json(config.labels).dump());
+}
+
+void load_adapter_tensors(const std::string& dir, host::MethodInstance& method, TrainedHead* head) {
   SafetensorsFile file(join(dir, kAdapterModelFile));
   host::MethodInstance::Adapter adapter;
   adapter.config = read_json(join(dir, kAdapterConfigFile));
+  if (head) head->load_adapter(file);
   for (const TensorInfo& t : file.tensors()) {
+    if (is_head_tensor(t.name)) continue;  // the host's (modules_to_save), not the method's
     const FloatTensor f = file.to_float(t);
     adapter.tensors[t.name] = {t.shape, std::vector<float>(f.data, f.data + f.numel)};
   }
@@ -133,7 +163,7 @@ void load_adapter_tensors(const std::string& dir, host::MethodInstance& method) 
 }
 
 void write_training_state(const std::string& path, const host::MethodInstance& method,
-                          AdamW& optimizer) {
+                          AdamW& optimizer, const TrainedHead* head) {
   const auto params = method.parameters();
   std::vector<TensorToWrite> tensors;
   for (size_t k = 0; k < params.size(); ++k) {
@@ -143,10 +173,24 @@ void write_training_state(const std::string& path, const host::MethodInstance& m
     tensors.push_back(
         f32_tensor("adam_v." + p.name, p.shape, optimizer.second_moments()[k].data()));
   }
+  if (head) {
+    const auto head_tensors = head->adapter_tensors();
+    for (size_t i = 0; i < head_tensors.size(); ++i) {
+      const size_t k = params.size() + i;
+      const TensorToWrite& t = head_tensors[i];
+      const std::string& name = head->names()[i];
+      tensors.push_back(f32_tensor("head_param." + name, t.shape, (const float*)t.data));
+      tensors.push_back(
+          f32_tensor("head_adam_m." + name, t.shape, optimizer.first_moments()[k].data()));
+      tensors.push_back(
+          f32_tensor("head_adam_v." + name, t.shape, optimizer.second_moments()[k].data()));
+    }
+  }
   write_safetensors(path, tensors, {{"format", "prompthost-training-state"}});
 }
 
-void read_training_state(const std::string& path, host::MethodInstance& method, AdamW& optimizer) {
+void read_training_state(const std::string& path, host::MethodInstance& method, AdamW& optimizer,
+                         TrainedHead* head) {
   SafetensorsFile file(path);
   const auto params = method.parameters();
   auto load = [&](const std::string& name, float* dst, size_t numel) {
@@ -162,6 +206,15 @@ void read_training_state(const std::string& path, host::MethodInstance& method, 
     load("param." + p.name, p.value, p.numel);
     load("adam_m." + p.name, optimizer.first_moments()[k].data(), p.numel);
     load("adam_v." + p.name, optimizer.second_moments()[k].data(), p.numel);
+  }
+  if (!head) return;
+  const auto refs = head->refs();
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const size_t k = params.size() + i;
+    const std::string& name = head->names()[i];
+    load("head_param." + name, refs[i].value, refs[i].numel);
+    load("head_adam_m." + name, optimizer.first_moments()[k].data(), refs[i].numel);
+    load("head_adam_v." + name, optimizer.second_moments()[k].data(), refs[i].numel);
   }
 }
 

@@ -43,6 +43,7 @@ LoadedAdapter open_adapter(const std::string& dir, const host::ModelHost& model_
   const ModelConfig& mc = model_host.model().config;
   if (out.info.info.is_object() && out.info.info.contains("model"))
     check_fingerprint(out.info.info["model"], mc, dir);
+  check_adapter_task(out.info, mc);
   // PEFT's own geometry fields: token_dim is the hidden size (the key/value width for a
   // prefix on a grouped-query model), num_layers the model's.
   const auto& pc = out.info.peft_config;
@@ -65,7 +66,8 @@ LoadedAdapter open_adapter(const std::string& dir, const host::ModelHost& model_
   try {
     options = host::resolve_options(d, options, {});
     out.method = std::make_unique<host::MethodInstance>(library, model_host, options, 0, true);
-    load_adapter_tensors(dir, *out.method);
+    if (mc.task == TaskType::kSeqCls) out.head = TrainedHead::of_model(model_host.model());
+    load_adapter_tensors(dir, *out.method, &out.head);
   } catch (const Error& e) {
     throw Error(dir + ": " + e.what());
   }

@@ -15,10 +15,12 @@ namespace ph::trainer {
 struct LoadedAdapter {
   AdapterInfo info;
   std::unique_ptr<host::MethodInstance> method;
+  TrainedHead head;  // SEQ_CLS: the adapter's head (the base model's where it has none)
 };
 
 // Throws ph::Error naming the folder and the problem: not an adapter, no plugin for its
-// PEFT type, options the plugin rejects, tensors of the wrong shape, another model.
+// PEFT type, options the plugin rejects, tensors of the wrong shape, another model,
+// another task type than the model's config.task (as the caller set it), other classes.
 LoadedAdapter open_adapter(const std::string& dir, const host::ModelHost& model_host,
                            const std::vector<std::string>& plugin_paths);
 

@@ -1,6 +1,7 @@
 #include "host/trainer/dataset.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +26,50 @@ std::string field_string(const nlohmann::json& j, const char* key, const std::st
   return v.get<std::string>();
 }
 
+// A list of token ids: non-negative integers below 2^31.
+std::vector<int32_t> field_ids(const nlohmann::json& j, const char* key, const std::string& where) {
+  const auto& v = j.at(key);
+  if (!v.is_array()) throw Error(where + ": field \"" + key + "\" must be a list of token ids");
+  std::vector<int32_t> ids;
+  for (const auto& id : v) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+      throw Error(where + ": field \"" + key + "\" holds " + id.dump() +
+                  ", not a token id (a non-negative integer)");
+    ids.push_back((int32_t)id.get<int64_t>());
+  }
+  return ids;
+}
+
+// The example's content: text, input/output, a label, or token ids.
+void read_fields(const nlohmann::json& j, const std::string& where, Example& ex) {
+  if (j.contains("label")) {
+    if (j.contains("output") || j.contains("output_ids"))
+      throw Error(where + ": give \"label\" (classification) or an output, not both");
+    ex.label = field_string(j, "label", where);
+    ex.has_label = true;
+  }
+  if (j.contains("input_ids")) {
+    ex.ids = true;
+    ex.input_ids = field_ids(j, "input_ids", where);
+    if (j.contains("output_ids")) {
+      ex.output_ids = field_ids(j, "output_ids", where);
+      ex.has_output = true;
+    }
+  } else if (j.contains("text")) {
+    ex.input = field_string(j, "text", where);
+  } else if (j.contains("input") && (j.contains("output") || ex.has_label)) {
+    ex.input = field_string(j, "input", where);
+    if (!ex.has_label) {
+      ex.output = field_string(j, "output", where);
+      ex.has_output = true;
+    }
+  } else {
+    throw Error(where +
+                ": needs a \"text\" field, or \"input\" and \"output\" fields (or \"label\" "
+                "with \"text\" or \"input\"; or \"input_ids\")");
+  }
+}
+
 }  // namespace
 
 std::vector<Example> read_jsonl(const std::string& path) {
@@ -41,15 +86,7 @@ std::vector<Example> read_jsonl(const std::string& path) {
     if (!j.is_object()) throw Error(where + ": expected a JSON object");
     Example ex;
     ex.line = number;
-    if (j.contains("text")) {
-      ex.input = field_string(j, "text", where);
-    } else if (j.contains("input") && j.contains("output")) {
-      ex.input = field_string(j, "input", where);
-      ex.output = field_string(j, "output", where);
-      ex.has_output = true;
-    } else {
-      throw Error(where + ": needs a \"text\" field, or \"input\" and \"output\" fields");
-    }
+    read_fields(j, where, ex);
     if (j.contains("task")) {
       const auto& t = j["task"];
       if (t.is_string())

@@ -3,7 +3,11 @@
 //
 // Each line is one JSON object:
 //   {"text": "..."}                     language modelling: every token is scored
-//   {"input": "...", "output": "..."}   only the output (and an EOS after it) is scored
+//   {"input": "...", "output": "..."}   only the output (and an EOS after it) is scored;
+//                                       SEQ_2_SEQ_LM: input -> encoder, output -> decoder
+//   {"text" or "input": "...", "label": "NAME"}   SEQ_CLS: the class, by its name
+//   {"input_ids": [..]} with "output_ids": [..] or "label": token ids, used verbatim (no
+//                                       BOS/EOS or special tokens added; no tokenizer needed)
 // with an optional "task" (a name or an index) for multitask methods.
 #pragma once
 
@@ -23,11 +27,17 @@ struct Example {
   bool has_output = false;
   std::string task;  // as written in the file ("" when absent)
   int line = 0;      // 1-based line in its file
+  // {"label": NAME} (classification data)
+  std::string label;
+  bool has_label = false;
+  // Token-id data ({"input_ids"}, {"output_ids"}): used as given, no tokenizer involved.
+  bool ids = false;
+  std::vector<int32_t> input_ids, output_ids;
 };
 
 // Reads every non-blank line of a JSONL file. Throws ph::Error "FILE:LINE: problem" for
-// a line that is not a JSON object, lacks "text" or "input"+"output", or has fields of
-// the wrong type.
+// a line that is not a JSON object, lacks "text" or "input"+"output" (or "label", or the
+// token-id forms), or has fields of the wrong type.
 std::vector<Example> read_jsonl(const std::string& path);
 
 // Maps task names (or indices written as numbers/numeric strings) to task ids.

@@ -28,24 +28,94 @@ std::vector<int64_t> tasks_of(const std::vector<const Encoded*>& batch) {
   return tasks;
 }
 
-// Mean NLL per sequence of `seqs` (each with its task) in batches.
+// Mean NLL per sequence of `seqs` (each with its task) in batches; with `logits`, each
+// sequence's logits too (a classifier's [1, classes]).
 std::vector<double> sequence_nll(const Model& model, host::MethodInstance& method,
                                  const std::vector<const Encoded*>& items, int batch_size,
-                                 std::vector<int>* scored = nullptr) {
+                                 const NamedTensors* head, std::vector<int>* scored = nullptr,
+                                 std::vector<xt::xtensor<float, 2>>* logits = nullptr) {
   std::vector<double> nll;
   for (size_t i0 = 0; i0 < items.size(); i0 += batch_size) {
     std::vector<const Encoded*> batch(items.begin() + i0,
                                       items.begin() + std::min(items.size(), i0 + batch_size));
     std::vector<Sequence> seqs;
     for (const Encoded* e : batch) seqs.push_back(e->sequence);
-    const Injection inj = method.forward((int64_t)batch.size(), tasks_of(batch), false);
-    TrainingPass pass(model);
+    Injection inj = method.forward((int64_t)batch.size(), tasks_of(batch), false);
+    if (head) inj.head = *head;
+    PassOptions options;
+    options.all_logits = logits != nullptr;
+    TrainingPass pass(model, options);
     pass.forward(seqs, inj);
     nll.insert(nll.end(), pass.sequence_nll().begin(), pass.sequence_nll().end());
     if (scored)
       scored->insert(scored->end(), pass.sequence_scored().begin(), pass.sequence_scored().end());
+    if (logits) logits->insert(logits->end(), pass.logits().begin(), pass.logits().end());
   }
   return nll;
+}
+
+// Accuracy, macro-F1 and the confusion matrix of the predicted classes.
+void classification_metrics(const std::vector<const Encoded*>& items, EvalResult& r) {
+  const size_t k = r.labels.size();
+  r.confusion.assign(k, std::vector<int>(k, 0));
+  int right = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const int want = items[i]->sequence.class_label, got = r.predicted[i];
+    if (want < 0 || want >= (int)k) continue;
+    ++r.confusion[want][got];
+    right += want == got;
+  }
+  r.accuracy = items.empty() ? 0.0 : (double)right / items.size();
+  double f1_sum = 0.0;
+  int classes = 0;  // those in the data or the predictions (scikit-learn's default labels)
+  for (size_t c = 0; c < k; ++c) {
+    int predicted = 0, actual = 0;
+    for (size_t o = 0; o < k; ++o) predicted += r.confusion[o][c], actual += r.confusion[c][o];
+    if (predicted + actual == 0) continue;
+    f1_sum += 2.0 * r.confusion[c][c] / (predicted + actual);
+    ++classes;
+  }
+  r.macro_f1 = classes ? f1_sum / classes : 0.0;
+}
+
+std::string ids_text(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (int32_t id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
+  return s;
+}
+
+// Exact match of each example's greedy output (text data: trimmed text; token-id data:
+// the ids, without a final stop token in the expected ones).
+void exact_match(const Model& model, const Tokenizer* tokenizer, host::MethodInstance& method,
+                 const std::vector<Example>& examples, const std::vector<Encoded>& encoded,
+                 EvalResult& r) {
+  const std::vector<int32_t> stops = stop_ids(model.config, tokenizer ? tokenizer->eos_id() : -1);
+  std::set<std::string> outputs;  // a classifier's labels, say
+  for (const auto& ex : examples)
+    outputs.insert(ex.ids ? ids_text(ex.output_ids) : trim(ex.output));
+  int hits = 0, known = 0;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const Example& ex = examples[i];
+    std::string want;
+    int budget = 0;
+    if (ex.ids) {
+      std::vector<int32_t> expected = ex.output_ids;
+      if (!expected.empty() && std::count(stops.begin(), stops.end(), expected.back()))
+        expected.pop_back();
+      want = ids_text(expected);
+      budget = (int)expected.size() + 1;
+    } else {
+      want = trim(ex.output);
+      budget = (int)tokenizer->encode(ex.output).size() + 4;
+    }
+    const auto ids = generate_output(model, method, encoded[i], budget, stops);
+    r.generated.push_back(ex.ids ? ids_text(ids) : tokenizer->decode(ids));
+    const std::string got = ex.ids ? r.generated.back() : trim(r.generated.back());
+    hits += got == want;
+    known += outputs.count(got) > 0;
+  }
+  r.exact_match = examples.empty() ? 0.0 : (double)hits / examples.size();
+  r.known_output = examples.empty() ? 0.0 : (double)known / examples.size();
 }
 
 }  // namespace
@@ -79,7 +149,7 @@ std::vector<int32_t> generate_output(const Model& model, host::MethodInstance& m
   return out;
 }
 
-EvalResult evaluate(const Model& model, const Tokenizer& tokenizer, host::MethodInstance& method,
+EvalResult evaluate(const Model& model, const Tokenizer* tokenizer, host::MethodInstance& method,
                     const std::vector<Example>& examples, const std::vector<Encoded>& encoded,
                     const EvalOptions& options) {
   EvalResult r;
@@ -87,35 +157,39 @@ EvalResult evaluate(const Model& model, const Tokenizer& tokenizer, host::Method
   std::vector<const Encoded*> items;
   for (const auto& e : encoded) items.push_back(&e);
   std::vector<int> scored;
-  const auto nll = sequence_nll(model, method, items, options.batch_size, &scored);
+  r.classification = model.config.task == TaskType::kSeqCls;
+  std::vector<xt::xtensor<float, 2>> logits;
+  const auto nll = sequence_nll(model, method, items, options.batch_size, options.head, &scored,
+                                r.classification ? &logits : nullptr);
   double total = 0.0;
   for (size_t i = 0; i < nll.size(); ++i) total += nll[i], r.scored_tokens += scored[i];
   r.loss = r.scored_tokens ? total / r.scored_tokens : 0.0;
   r.perplexity = std::exp(r.loss);
+  if (r.classification) {
+    r.labels = model.config.labels;
+    for (const auto& l : logits)
+      r.predicted.push_back((int)std::distance(l.begin(), std::max_element(l.begin(), l.end())));
+    classification_metrics(items, r);
+    return r;
+  }
   r.has_outputs = !examples.empty() && examples[0].has_output;
   if (!r.has_outputs) return r;
 
-  const std::vector<int32_t> stops = stop_ids(model.config, tokenizer.eos_id());
-  if (options.generate) {           // exact match of the greedy continuation
-    std::set<std::string> outputs;  // a classifier's labels, say
-    for (const auto& ex : examples) outputs.insert(trim(ex.output));
-    int hits = 0, known = 0;
-    for (size_t i = 0; i < examples.size(); ++i) {
-      const int want = (int)tokenizer.encode(examples[i].output).size();
-      const auto ids = generate_output(model, method, encoded[i], want + 4, stops);
-      r.generated.push_back(tokenizer.decode(ids));
-      hits += trim(r.generated.back()) == trim(examples[i].output);
-      known += outputs.count(trim(r.generated.back())) > 0;
-    }
-    r.exact_match = examples.empty() ? 0.0 : (double)hits / examples.size();
-    r.known_output = examples.empty() ? 0.0 : (double)known / examples.size();
-  }
+  if (options.generate && model.config.task == TaskType::kSeq2SeqLm)
+    r.no_exact_match = "encoder-decoder generation is not available yet";  // TODO(h-t5)
+  else if (options.generate)
+    exact_match(model, tokenizer, method, examples, encoded, r);
 
   // rank accuracy: the expected output must be the most likely of the distinct outputs
-  std::map<std::string, int> index;
-  std::vector<std::string> candidates;
-  for (const auto& ex : examples)
-    if (index.emplace(ex.output, (int)candidates.size()).second) candidates.push_back(ex.output);
+  std::map<std::string, int> index;  // by the output's text (or ids)
+  std::vector<Example> candidates;
+  std::vector<int> answer;
+  for (const auto& ex : examples) {
+    const std::string key = ex.ids ? "ids " + ids_text(ex.output_ids) : ex.output;
+    const auto added = index.emplace(key, (int)candidates.size());
+    if (added.second) candidates.push_back(ex);
+    answer.push_back(added.first->second);
+  }
   r.rank_candidates = (int)candidates.size();
   if (candidates.size() < 2 || (int)candidates.size() > options.max_rank_candidates) return r;
   int hits = 0;
@@ -123,15 +197,16 @@ EvalResult evaluate(const Model& model, const Tokenizer& tokenizer, host::Method
     std::vector<Encoded> variants;  // the example with each candidate output
     for (const auto& c : candidates) {
       Example v = examples[i];
-      v.output = c;
-      variants.push_back(encode_example(v, tokenizer, options.parts, options.encode));
+      v.output = c.output;
+      v.output_ids = c.output_ids;
+      variants.push_back(encode_for_task(v, tokenizer, options.encoding, "candidate"));
       variants.back().task = encoded[i].task;
     }
     std::vector<const Encoded*> ptrs;
     for (const auto& v : variants) ptrs.push_back(&v);
-    const auto scores = sequence_nll(model, method, ptrs, (int)ptrs.size());
+    const auto scores = sequence_nll(model, method, ptrs, (int)ptrs.size(), options.head);
     const int best = (int)(std::min_element(scores.begin(), scores.end()) - scores.begin());
-    hits += best == index[examples[i].output];
+    hits += best == answer[i];
   }
   r.rank_accuracy = (double)hits / examples.size();
   return r;

@@ -1,6 +1,7 @@
 // Evaluation of a method on data: loss and perplexity of the scored tokens, and for
 // input/output data the exact-match accuracy of the greedily generated output and the
-// rank accuracy (is the expected output the most likely of all outputs in the data?).
+// rank accuracy (is the expected output the most likely of all outputs in the data?);
+// for SEQ_CLS (the model's config.task) accuracy, macro-F1 and the confusion matrix.
 #pragma once
 
 #include <string>
@@ -8,6 +9,7 @@
 
 #include "host/plugin/method_instance.h"
 #include "host/trainer/dataset.h"
+#include "host/trainer/task_encoding.h"
 #include "models/tokenizer/tokenizer.h"
 
 namespace ph::trainer {
@@ -23,20 +25,32 @@ struct EvalResult {
   std::vector<std::string> generated;  // each example's greedy output (when generated)
   double rank_accuracy = 0.0;  // fraction; 0 when the data has over max_rank_candidates outputs
   int rank_candidates = 0;
+  // SEQ_CLS: the predicted class of each example, the fraction right, the mean of each
+  // class's F1 over the classes present in the data or the predictions (scikit-learn's
+  // f1_score(average="macro")), and confusion[true][predicted] over all the model's classes.
+  bool classification = false;
+  std::vector<std::string> labels;
+  std::vector<int> predicted;
+  double accuracy = 0.0, macro_f1 = 0.0;
+  std::vector<std::vector<int>> confusion;
+  // Why exact match was not computed although the data has outputs ("" when it was or
+  // when generation was not asked for).
+  std::string no_exact_match;
 };
 
 struct EvalOptions {
   // How the examples were encoded: rank accuracy re-encodes each example with every
   // candidate output, cut to the same length limit.
-  std::vector<TemplatePart> parts;
-  EncodeOptions encode;
+  TaskEncoding encoding;
+  const NamedTensors* head = nullptr;  // SEQ_CLS: the trained head (null: the model's)
   int batch_size = 16;
   int max_rank_candidates = 32;
   bool generate = true;  // exact match needs generation; skip it for a cheaper evaluation
 };
 
-// `encoded` are the examples encoded with the method's template (same order).
-EvalResult evaluate(const Model& model, const Tokenizer& tokenizer, host::MethodInstance& method,
+// `encoded` are the examples encoded with options.encoding (same order). `tokenizer` may
+// be null for token-id data (generated outputs are then compared and shown as ids).
+EvalResult evaluate(const Model& model, const Tokenizer* tokenizer, host::MethodInstance& method,
                     const std::vector<Example>& examples, const std::vector<Encoded>& encoded,
                     const EvalOptions& options);
 

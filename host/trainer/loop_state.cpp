@@ -59,6 +59,10 @@ nlohmann::json eval_json(const EvalResult& r) {
     j["exact_match"] = r.exact_match;
     if (r.rank_candidates >= 2) j["rank_accuracy"] = r.rank_accuracy;
   }
+  if (r.classification) {
+    j["accuracy"] = r.accuracy;
+    j["macro_f1"] = r.macro_f1;
+  }
   return j;
 }
 
@@ -74,6 +78,9 @@ EvalResult eval_from_json(const nlohmann::json& j, const std::string& file,
   r.exact_match = json_field_or<double>(j, "exact_match", 0.0, place);
   r.rank_accuracy = json_field_or<double>(j, "rank_accuracy", 0.0, place);
   r.rank_candidates = j.contains("rank_accuracy") ? 2 : 0;
+  r.classification = j.contains("accuracy");
+  r.accuracy = json_field_or<double>(j, "accuracy", 0.0, place);
+  r.macro_f1 = json_field_or<double>(j, "macro_f1", 0.0, place);
   return r;
 }
 

@@ -48,6 +48,7 @@ void for_each_setting(Config& c, Visit&& visit) {
 nlohmann::json TrainConfig::to_json() const {
   nlohmann::json j = nlohmann::json::object();
   for_each_setting(*this, [&](const char* key, const auto& value) { j[key] = value; });
+  j["task_type"] = task_type;
   return j;
 }
 
@@ -57,6 +58,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& f
   for_each_setting(c, [&](const char* key, auto& value) {
     value = json_field<std::decay_t<decltype(value)>>(j, key, place);
   });
+  // Written since task types came (an older run's file has none: the model's own).
+  c.task_type = json_field_or<std::string>(j, "task_type", "", place);
   return c;
 }
 

@@ -11,6 +11,7 @@
 #include "host/trainer/adapter_files.h"
 #include "host/trainer/batching.h"
 #include "host/trainer/checkpoint.h"
+#include "host/trainer/data_tokenizer.h"
 #include "host/trainer/json_fields.h"
 #include "host/trainer/loop_state.h"
 #include "host/trainer/option_checks.h"
@@ -18,6 +19,8 @@
 #include "host/trainer/run_files.h"
 #include "host/trainer/run_folder.h"
 #include "host/trainer/run_inputs.h"
+#include "host/trainer/task_encoding.h"
+#include "host/trainer/trained_head.h"
 #include "models/common/error.h"
 #include "models/tokenizer/tokenizer.h"
 
@@ -36,25 +39,32 @@ struct Data {
   int truncated_examples = 0;
 };
 
-Data load_data(const std::string& path, const Tokenizer& tok,
-               const std::vector<TemplatePart>& parts, const EncodeOptions& enc, TaskMap& tasks,
-               bool learn_tasks, bool needs_tasks) {
+Data read_data(const std::string& path) {
   Data d;
   d.examples = read_jsonl(path);
   if (d.examples.empty()) throw Error(path + ": no examples");
+  return d;
+}
+
+void encode_data(Data& d, const std::string& path, const Tokenizer* tok,
+                 const TaskEncoding& encoding, TaskMap& tasks, bool learn_tasks, bool needs_tasks) {
   const std::vector<int64_t> task_ids = tasks.ids(d.examples, path, learn_tasks, needs_tasks);
   for (size_t i = 0; i < d.examples.size(); ++i) {
-    Encoded e = encode_example(d.examples[i], tok, parts, enc);
+    Encoded e = encode_for_task(d.examples[i], tok, encoding, path);
     e.task = task_ids[i];
     d.truncated_examples += e.truncated > 0;
     d.lengths.push_back((int)e.sequence.tokens.size());
     d.encoded.push_back(std::move(e));
   }
-  return d;
 }
 
 std::string eval_line(const EvalResult& r) {
   char buf[200];
+  if (r.classification) {
+    std::snprintf(buf, sizeof buf, "loss %.4f, accuracy %.1f%%, macro-F1 %.3f", r.loss,
+                  100 * r.accuracy, r.macro_f1);
+    return buf;
+  }
   int n = std::snprintf(buf, sizeof buf, "loss %.4f, perplexity %.2f", r.loss, r.perplexity);
   if (r.has_outputs)
     n += std::snprintf(buf + n, sizeof buf - n, ", exact match %.1f%%", 100 * r.exact_match);
@@ -181,31 +191,48 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   cfg.plugin = library->name();  // what the run's file records: the method, never a path
   cfg.plugin_paths = given.plugin_paths;
   const nlohmann::json options = method_options(*library, start);
-  const Model model = load_model(start.inputs.model);
+  Model model = load_model(start.inputs.model);
+  model.config.task = resolve_task_type(model.config, cfg.task_type, cfg.model);
+  cfg.task_type = task_type_name(model.config.task);  // what the run's file records
   start.inputs.check_model(model.config);
-  const auto tokenizer = load_tokenizer(start.inputs.tokenizer);
+  Data train_data = read_data(start.inputs.data);
+  Data eval_data;
+  if (!start.inputs.eval_data.empty()) eval_data = read_data(start.inputs.eval_data);
+  const bool ids_only = all_token_ids(train_data.examples) &&
+                        (eval_data.examples.empty() || all_token_ids(eval_data.examples));
+  const auto tokenizer = load_data_tokenizer(start.inputs.tokenizer, ids_only);
   host::ModelHost model_host(model, tokenizer.get());
   host::MethodInstance method(library, model_host, options, cfg.seed);
   const ph_injection_spec spec = method.injection();
+  check_method_for_task(spec, model.config.task, library->name());
 
   // data
   const auto parts = method.template_text().empty()
                          ? default_template(spec.n_virtual)
                          : parse_template(method.template_text(), spec.n_virtual);
-  EncodeOptions enc;
-  const int room = model.config.max_positions - spec.n_virtual - spec.n_prefix;
+  const VirtualLayout layout = virtual_layout(spec, model.config.task);
+  const int room = model.config.max_positions - layout.encoder - spec.n_prefix;
   if (room <= 1) throw Error("the method's virtual tokens fill the model's context");
-  enc.max_length = cfg.max_length > 0 ? std::min(cfg.max_length, room) : room;
-  enc.bos_id = model.config.bos_id >= 0 ? model.config.bos_id : tokenizer->bos_id();
-  enc.eos_id = model.config.eos_id >= 0 ? model.config.eos_id : tokenizer->eos_id();
+  const TaskEncoding encoding =
+      task_encoding(model, model.config.task, spec, parts, tokenizer.get(),
+                    cfg.max_length > 0 ? std::min(cfg.max_length, room) : room);
   TaskMap tasks(task_names);
   const bool needs_tasks = spec.per_example != 0;
-  Data train_data = load_data(start.inputs.data, *tokenizer, parts, enc, tasks, true, needs_tasks);
-  Data eval_data;
-  if (!start.inputs.eval_data.empty())
-    eval_data =
-        load_data(start.inputs.eval_data, *tokenizer, parts, enc, tasks, false, needs_tasks);
+  encode_data(train_data, start.inputs.data, tokenizer.get(), encoding, tasks, true, needs_tasks);
+  if (!eval_data.examples.empty())
+    encode_data(eval_data, start.inputs.eval_data, tokenizer.get(), encoding, tasks, false,
+                needs_tasks);
   task_names = tasks.names();
+
+  // SEQ_CLS: the classification head, trained with the prompt (PEFT's modules_to_save)
+  TrainedHead head;
+  if (model.config.task == TaskType::kSeqCls) {
+    head = TrainedHead::of_model(model);
+    if (head.empty())
+      throw Error(cfg.model +
+                  ": the model has no classification head tensors (classifier.*, "
+                  "score.*) to train");
+  }
 
   // schedule
   const int n = (int)train_data.examples.size();
@@ -233,14 +260,19 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
     numels.push_back(p.numel);
     refs.push_back({p.value, p.grad, p.numel});
   }
+  // The head after the method's parameters: one optimizer, one gradient norm to clip.
+  for (size_t numel : head.numels()) numels.push_back(numel);
+  for (const ParamRef& r : head.refs()) refs.push_back(r);
   AdamW optimizer(cfg.adamw, numels);
   if (!resume_dir.empty())
-    read_training_state((fs::path(resume_dir) / kTrainingStateFile).string(), method, optimizer);
+    read_training_state((fs::path(resume_dir) / kTrainingStateFile).string(), method, optimizer,
+                        &head);
 
   TrainSummary summary;
   summary.output_dir = cfg.output_dir;
   summary.plugin = library->descriptor().name;
-  summary.trainable_parameters = method.parameter_count_total();
+  summary.trainable_parameters = method.parameter_count_total() + head.parameter_count();
+  summary.task_type = cfg.task_type;
   summary.per_task = spec.per_example != 0;
   summary.task_names = task_names;
   summary.total_steps = total_steps;
@@ -248,19 +280,20 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   Progress progress(total_steps, cfg.log_every, cfg.quiet);
   if (train_data.truncated_examples)
     progress.message(std::to_string(train_data.truncated_examples) + " of " + std::to_string(n) +
-                     " training examples were cut to " + std::to_string(enc.max_length) +
-                     " tokens");
+                     " training examples were cut to " +
+                     std::to_string(encoding.encode.max_length) + " tokens");
 
   // Ready to train: the run this one overwrites goes now, so that a kill from here on
   // leaves this run's checkpoint or none, never the old one to resume by mistake.
   if (start.state_file.empty() && cfg.overwrite) remove_checkpoint(cfg.output_dir);
 
   EvalOptions eval_options;
-  eval_options.parts = parts;
-  eval_options.encode = enc;
+  eval_options.encoding = encoding;
+  eval_options.head = head.empty() ? nullptr : &head.values();
   eval_options.generate = cfg.eval_generate;
   auto run_eval = [&]() {
-    return evaluate(model, *tokenizer, method, eval_data.examples, eval_data.encoded, eval_options);
+    return evaluate(model, tokenizer.get(), method, eval_data.examples, eval_data.encoded,
+                    eval_options);
   };
   if (!eval_data.examples.empty() && loop.before.is_null()) {
     const EvalResult before = run_eval();
@@ -272,10 +305,12 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   auto save = [&]() {
     CheckpointWriter checkpoint(cfg.output_dir);
     const fs::path dir = checkpoint.dir();
-    write_adapter(dir.string(), method, model.config, cfg.model, task_names);
+    write_adapter(dir.string(), method, model.config, cfg.model, task_names,
+                  head.empty() ? nullptr : &head);
     for (const char* file : {kAdapterModelFile, kAdapterConfigFile, kAdapterInfoFile})
       checkpoint.add(file);
-    write_training_state((dir / kTrainingStateFile).string(), method, optimizer);
+    write_training_state((dir / kTrainingStateFile).string(), method, optimizer,
+                         head.empty() ? nullptr : &head);
     checkpoint.add(kTrainingStateFile);
     std::string lines;
     std::vector<CurvePoint> train_curve, eval_curve;
@@ -312,6 +347,7 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
                                       cfg.batch_size, cfg.max_batch_tokens);
     while (loop.step < total_steps && loop.batch_index < (int)batches.size() && !stop) {
       method.zero_grad();
+      head.zero_grad();
       const int micro = std::min(accum, (int)batches.size() - loop.batch_index);
       double loss_sum = 0.0;
       for (int a = 0; a < micro; ++a) {
@@ -324,10 +360,12 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
           tokens_seen += train_data.lengths[i];
         }
         if (task_ids.size() != idx.size()) task_ids.clear();
-        const Injection inj = method.forward((int64_t)idx.size(), task_ids, true, loop.step);
+        Injection inj = method.forward((int64_t)idx.size(), task_ids, true, loop.step);
+        if (!head.empty()) inj.head = head.values();
         loss_sum += pass.forward(seqs, inj);
         InjectionGrad grad;
         pass.backward(grad);
+        if (!head.empty()) head.accumulate(grad.head, 1.0f / (float)micro);
         if (micro > 1) {  // the step's gradient is the mean over its micro-batches
           grad.virtual_tokens /= (float)micro;
           grad.prefix /= (float)micro;

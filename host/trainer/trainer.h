@@ -18,6 +18,7 @@ struct TrainConfig {
   std::vector<std::string> plugin_paths;  // --plugin-path
   std::string model;                      // HF folder or .bin
   std::string tokenizer;                  // "" = beside the model
+  std::string task_type;                  // --task-type: PEFT's name; "" = the model's
   std::string data, eval_data, output_dir;
   nlohmann::json method_config = nlohmann::json::object();  // --config adapter_config.json
   std::vector<std::string> set;                             // --set key=value
@@ -59,6 +60,7 @@ struct TrainSummary {
   std::string plugin;
   bool per_task = false;                // the method keeps a prompt per task (multitask)
   std::vector<std::string> task_names;  // the names the data gave tasks (may be empty)
+  std::string task_type;                // CAUSAL_LM, SEQ_2_SEQ_LM or SEQ_CLS
   size_t trainable_parameters = 0;
   int steps = 0;
   int total_steps = 0;
