@@ -27,13 +27,16 @@ struct TinyModel {
   const char* task;
   int vocab;
   int first_id;  // ids below are special
+  // RoBERTa's tiny head overshoots at the methods' learning rates (the head shares them):
+  // 0.1 lets its loss rise in 12 steps, 0.03 halves it in 24.
+  double lr_scale = 1.0;
 };
 
 const TinyModel kModels[] = {
     {"t5-tiny", "SEQ_2_SEQ_LM", 112, 3},     {"bert-cls-tiny", "SEQ_CLS", 100, 5},
-    {"roberta-cls-tiny", "SEQ_CLS", 108, 5}, {"llama-cls-tiny", "SEQ_CLS", 100, 3},
+    {"roberta-cls-tiny", "SEQ_CLS", 108, 5, 0.3}, {"llama-cls-tiny", "SEQ_CLS", 100, 3},
     {"bloom-tiny", "CAUSAL_LM", 120, 3},     {"qwen2-tiny", "CAUSAL_LM", 124, 3},
-    {"gemma-tiny", "CAUSAL_LM", 116, 3},
+    {"gemma-tiny", "CAUSAL_LM", 116, 3},     {"t5-relu-tiny", "SEQ_2_SEQ_LM", 104, 3},
 };
 
 struct Method {
@@ -109,7 +112,7 @@ TEST_CASE("every method trains on every task type from the command line", "[cli]
                                          "--warmup-steps",
                                          "0",
                                          "--lr",
-                                         method.lr,
+                                         std::to_string(std::stod(method.lr) * m.lr_scale),
                                          "--threads",
                                          "1",
                                          "--quiet",
