@@ -36,13 +36,11 @@ void print_report(const trainer::EvalResult& r, bool generated) {
     return;
   }
   std::printf("perplexity       %.3f\n", r.perplexity);
-  if (r.has_outputs && generated && r.no_exact_match.empty()) {
+  if (r.has_outputs && generated) {
     std::printf("exact match      %.1f%%\n", 100 * r.exact_match);
     std::printf("known outputs    %.1f%% (generated outputs equal to some output in the data)\n",
                 100 * r.known_output);
   }
-  if (r.has_outputs && generated && !r.no_exact_match.empty())
-    std::printf("exact match      not computed: %s\n", r.no_exact_match.c_str());
 }
 
 nlohmann::json report_json(const trainer::EvalResult& r, const std::string& task, bool generated) {
@@ -54,7 +52,7 @@ nlohmann::json report_json(const trainer::EvalResult& r, const std::string& task
     return j;
   }
   j["perplexity"] = r.perplexity;
-  if (r.has_outputs && generated && r.no_exact_match.empty()) {
+  if (r.has_outputs && generated) {
     j["exact_match"] = r.exact_match;
     j["known_output"] = r.known_output;
   }

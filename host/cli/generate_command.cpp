@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -31,6 +32,7 @@
 #include "models/common/error.h"
 #include "models/engine/model.h"
 #include "models/generate/generate.h"
+#include "models/generate/seq2seq_generate.h"
 #include "models/generate/text_stream.h"
 #include "models/tokenizer/tokenizer.h"
 
@@ -302,6 +304,64 @@ int classify(const Settings& s, const Model& model, const Tokenizer* tokenizer) 
   return kExitOk;
 }
 
+// An encoder-decoder (SEQ_2_SEQ_LM): the prompt (with the adapter's virtual tokens, encoded
+// as in training) goes to the encoder, which runs once; the decoder generates from its
+// start token with the key/value cache and cross-attention (generate_seq2seq).
+int generate_encoder_decoder(const Settings& s, const Model& model, const Tokenizer* tokenizer) {
+  Injection injection;
+  ph_injection_spec spec{};
+  spec.struct_size = sizeof spec;
+  std::string template_text;
+  std::unique_ptr<host::ModelHost> model_host;
+  std::optional<trainer::LoadedAdapter> adapter;
+  std::vector<int64_t> tasks;
+  if (!s.adapter.empty()) {
+    model_host = std::make_unique<host::ModelHost>(model, tokenizer);
+    adapter.emplace(trainer::open_adapter(s.adapter, *model_host, s.plugin_paths));
+    spec = adapter->method->injection();
+    tasks = adapter_tasks(s, *adapter, spec);
+    injection = adapter->method->forward(1, tasks, false);
+  }
+  trainer::Example ex = request_example(s);
+  // The output is what we generate: a placeholder target (one token, or the EOS the
+  // encoding appends to text) lets the training encoding run; only the encoder's tokens
+  // and the decoder's virtual lead are used.
+  ex.has_output = true;
+  ex.output_ids = {0};
+  trainer::TaskEncoding enc = trainer::task_encoding(model, TaskType::kSeq2SeqLm, spec,
+                                                     trainer::default_template(spec.n_virtual),
+                                                     tokenizer, 0);
+  const trainer::Encoded e = trainer::encode_for_task(ex, tokenizer, enc, "--prompt");
+  Seq2SeqInput input;
+  input.encoder = e.sequence.tokens;
+  for (int32_t t : e.sequence.decoder_tokens)  // multitask: the decoder's virtual lead
+    if (is_virtual(t)) input.decoder_lead.push_back(t);
+
+  GenerateOptions options = s.generate;
+  options.stop_ids = stop_ids(model.config, tokenizer ? tokenizer->eos_id() : -1);
+  std::unique_ptr<TextStream> stream;  // none without a tokenizer: the ids are printed
+  if (tokenizer) stream = std::make_unique<TextStream>(*tokenizer, std::vector<int32_t>{});
+  options.on_token = [&stream](int32_t token, const xt::xtensor<float, 1>&) {
+    if (!stream) return;
+    const std::string text = stream->push(token);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  };
+  const std::vector<int32_t> ids = generate_seq2seq(model, injection, input, options);
+  if (stream) {
+    const std::string rest = stream->finish();
+    std::fwrite(rest.data(), 1, rest.size(), stdout);
+    std::fputc('\n', stdout);
+  }
+  if (s.print_ids || !stream) {
+    std::ostringstream line;
+    for (size_t i = 0; i < ids.size(); ++i) line << (i ? " " : "") << ids[i];
+    std::printf("%s\n", line.str().c_str());
+  }
+  std::fflush(stdout);
+  return kExitOk;
+}
+
 int run(Settings s) {
   if (!s.prompt_file.empty()) s.prompt = read_prompt_file(s.prompt_file);
   std::string model_path = s.model;
@@ -320,10 +380,7 @@ int run(Settings s) {
                 ": they do not belong together");
   if (c.task == TaskType::kSeqCls) return classify(s, model, tokenizer.get());
   if (s.json) throw OptionError("--json is for classification (SEQ_CLS) models");
-  if (c.task == TaskType::kSeq2SeqLm)  // TODO(h-t5): the encoder-decoder generation API
-    throw Error(model_path +
-                ": generation with an encoder-decoder (SEQ_2_SEQ_LM) is not "
-                "available yet; `prompthost eval` scores such a model");
+  if (c.task == TaskType::kSeq2SeqLm) return generate_encoder_decoder(s, model, tokenizer.get());
 
   std::vector<int32_t> prompt = s.ids_prompt ? s.prompt_ids : tokenizer->encode(s.prompt);
   const int bos = c.bos_id >= 0 ? c.bos_id : tokenizer ? tokenizer->bos_id() : -1;

@@ -157,7 +157,7 @@ void print_report(const trainer::TrainSummary& s) {
                   100 * s.after.accuracy);
       std::printf("  macro-F1         %.4f -> %.4f\n", s.before.macro_f1, s.after.macro_f1);
     }
-    if (s.after.has_outputs && s.after.no_exact_match.empty()) {
+    if (s.after.has_outputs) {
       std::printf("  exact match      %.1f%% -> %.1f%%\n", 100 * s.before.exact_match,
                   100 * s.after.exact_match);
       if (s.after.rank_candidates >= 2)

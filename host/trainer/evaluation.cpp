@@ -9,6 +9,7 @@
 
 #include "models/engine/engine.h"
 #include "models/generate/generate.h"
+#include "models/generate/seq2seq_generate.h"
 
 namespace ph::trainer {
 
@@ -126,6 +127,20 @@ std::vector<int32_t> generate_output(const Model& model, host::MethodInstance& m
   std::vector<int64_t> tasks;
   if (example.task >= 0) tasks.push_back(example.task);
   const Injection inj = method.forward(1, tasks, false);
+  if (model.config.task == TaskType::kSeq2SeqLm) {
+    // the encoder's input as trained; the decoder starts from its virtual lead (multitask)
+    Seq2SeqInput input;
+    input.encoder = example.sequence.tokens;
+    for (int32_t t : example.sequence.decoder_tokens)
+      if (is_virtual(t)) input.decoder_lead.push_back(t);
+    GenerateOptions options;
+    options.max_new_tokens = max_new_tokens;
+    options.sampling.temperature = 0.0f;  // greedy
+    options.stop_ids = stop_ids;
+    std::vector<int32_t> out = generate_seq2seq(model, inj, input, options);
+    if (!out.empty() && std::count(stop_ids.begin(), stop_ids.end(), out.back())) out.pop_back();
+    return out;
+  }
   std::vector<int32_t> prompt(example.sequence.tokens.begin(),
                               example.sequence.tokens.begin() + example.prompt_length);
   const int n_prefix = inj.prefix.size() ? (int)inj.prefix.shape(3) : 0;
@@ -175,10 +190,7 @@ EvalResult evaluate(const Model& model, const Tokenizer* tokenizer, host::Method
   r.has_outputs = !examples.empty() && examples[0].has_output;
   if (!r.has_outputs) return r;
 
-  if (options.generate && model.config.task == TaskType::kSeq2SeqLm)
-    r.no_exact_match = "encoder-decoder generation is not available yet";  // TODO(h-t5)
-  else if (options.generate)
-    exact_match(model, tokenizer, method, examples, encoded, r);
+  if (options.generate) exact_match(model, tokenizer, method, examples, encoded, r);
 
   // rank accuracy: the expected output must be the most likely of the distinct outputs
   std::map<std::string, int> index;  // by the output's text (or ids)

@@ -33,9 +33,6 @@ struct EvalResult {
   std::vector<int> predicted;
   double accuracy = 0.0, macro_f1 = 0.0;
   std::vector<std::vector<int>> confusion;
-  // Why exact match was not computed although the data has outputs ("" when it was or
-  // when generation was not asked for).
-  std::string no_exact_match;
 };
 
 struct EvalOptions {

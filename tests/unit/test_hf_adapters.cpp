@@ -3,7 +3,8 @@
 // would, reproduces PEFT's recorded forward of its case:
 //   - `prompthost eval --json` on the case's batch (written as token-id data, fed as PEFT
 //     feeds it: tests/fixtures/hf/README.md) gives expect.loss within 1e-4 (relative);
-//   - `prompthost generate --prompt-ids` on row 0 gives the reference's prediction: the
+//   - `prompthost generate --prompt-ids` on row 0 gives the reference's prediction (for an
+//     encoder-decoder: the decoder's first token from the encoder's input): the
 //     argmax of expect.logits at its last real position (causal LMs: the first greedy
 //     token), or the class with the largest logit (SEQ_CLS, --json).
 // P-tuning and prefix-projection adapters hold only prompt_embeddings (the encoder's
@@ -112,12 +113,12 @@ std::vector<std::string> class_names(const fs::path& model_dir) {
 
 // Row 0's prediction in the reference: the argmax of its last real logits row, and the
 // margin to the runner-up (a near tie cannot be checked in float32).
-std::pair<int, double> reference_prediction(const SafetensorsFile& f) {
+std::pair<int, double> reference_prediction(const SafetensorsFile& f, bool seq2seq) {
   const auto& shape = f.info("expect.logits").shape;
   const FloatTensor logits = f.to_float("expect.logits");
   const size_t width = shape.back();
-  size_t row = 0;  // SEQ_CLS: [B, classes]
-  if (shape.size() == 3) {
+  size_t row = 0;  // SEQ_CLS: [B, classes]; SEQ_2_SEQ_LM: the first decoder position
+  if (shape.size() == 3 && !seq2seq) {
     const auto mask = f.to_int64("input.attention_mask");
     const size_t S = (size_t)f.info("input.attention_mask").shape[1];
     size_t last = 0;
@@ -162,8 +163,8 @@ TEST_CASE("every PEFT adapter folder reproduces its case through prompthost eval
         INFO("loss " << got << ", PEFT's " << want);
         CHECK(std::abs(got - want) <= kTolerance * std::abs(want));
 
-        if (task == "SEQ_2_SEQ_LM") continue;  // generate: no encoder-decoder generation yet
-        const auto [best, margin] = reference_prediction(f);
+        const bool seq2seq = task == "SEQ_2_SEQ_LM";
+        const auto [best, margin] = reference_prediction(f, seq2seq);
         if (margin < 1e-4) {
           WARN(c.name << ": row 0's top two logits are within " << margin << ": not checked");
           continue;
@@ -176,8 +177,10 @@ TEST_CASE("every PEFT adapter folder reproduces its case through prompthost eval
           return line;
         }();
         const auto row0 = nlohmann::json::parse(batch_line);
+        // causal: the row's ids (the next token follows them); seq2seq: the encoder's input
+        // (the decoder's first token follows its start token)
         for (const auto& part : {"input_ids", "output_ids"})
-          if (row0.contains(part))
+          if (row0.contains(part) && !(seq2seq && std::string(part) == "output_ids"))
             for (const auto& id : row0[part]) prompt += (prompt.empty() ? "" : " ") + id.dump();
         std::vector<std::string> args = {"generate",
                                          "--adapter",
