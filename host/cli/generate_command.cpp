@@ -304,6 +304,40 @@ int classify(const Settings& s, const Model& model, const Tokenizer* tokenizer) 
   return kExitOk;
 }
 
+// Prints generated tokens as they come (decoded after `context`, the prompt's real
+// tokens) when there is a tokenizer; at the end the rest of the text, and the ids when
+// asked for or when there is no tokenizer to decode them.
+class OutputStream {
+ public:
+  OutputStream(const Tokenizer* tokenizer, const std::vector<int32_t>& context,
+               GenerateOptions& options) {
+    if (tokenizer) stream_ = std::make_unique<TextStream>(*tokenizer, context);
+    options.on_token = [this](int32_t token, const xt::xtensor<float, 1>&) {
+      if (!stream_) return;
+      const std::string text = stream_->push(token);
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    };
+  }
+
+  void finish(const std::vector<int32_t>& ids, bool print_ids) {
+    if (stream_) {
+      const std::string rest = stream_->finish();
+      std::fwrite(rest.data(), 1, rest.size(), stdout);
+      std::fputc('\n', stdout);
+    }
+    if (print_ids || !stream_) {
+      std::ostringstream line;
+      for (size_t i = 0; i < ids.size(); ++i) line << (i ? " " : "") << ids[i];
+      std::printf("%s\n", line.str().c_str());
+    }
+    std::fflush(stdout);
+  }
+
+ private:
+  std::unique_ptr<TextStream> stream_;
+};
+
 // An encoder-decoder (SEQ_2_SEQ_LM): the prompt (with the adapter's virtual tokens, encoded
 // as in training) goes to the encoder, which runs once; the decoder generates from its
 // start token with the key/value cache and cross-attention (generate_seq2seq).
@@ -339,26 +373,8 @@ int generate_encoder_decoder(const Settings& s, const Model& model, const Tokeni
 
   GenerateOptions options = s.generate;
   options.stop_ids = stop_ids(model.config, tokenizer ? tokenizer->eos_id() : -1);
-  std::unique_ptr<TextStream> stream;  // none without a tokenizer: the ids are printed
-  if (tokenizer) stream = std::make_unique<TextStream>(*tokenizer, std::vector<int32_t>{});
-  options.on_token = [&stream](int32_t token, const xt::xtensor<float, 1>&) {
-    if (!stream) return;
-    const std::string text = stream->push(token);
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-  };
-  const std::vector<int32_t> ids = generate_seq2seq(model, injection, input, options);
-  if (stream) {
-    const std::string rest = stream->finish();
-    std::fwrite(rest.data(), 1, rest.size(), stdout);
-    std::fputc('\n', stdout);
-  }
-  if (s.print_ids || !stream) {
-    std::ostringstream line;
-    for (size_t i = 0; i < ids.size(); ++i) line << (i ? " " : "") << ids[i];
-    std::printf("%s\n", line.str().c_str());
-  }
-  std::fflush(stdout);
+  OutputStream out(tokenizer, {}, options);
+  out.finish(generate_seq2seq(model, injection, input, options), s.print_ids);
   return kExitOk;
 }
 
@@ -398,27 +414,9 @@ int run(Settings s) {
   std::vector<int32_t> text_ids;  // what the stream decodes after: the real tokens
   for (int32_t t : prompt)
     if (!is_virtual(t)) text_ids.push_back(t);
-  std::unique_ptr<TextStream> stream;  // none without a tokenizer: the ids are printed
-  if (tokenizer) stream = std::make_unique<TextStream>(*tokenizer, text_ids);
-  options.on_token = [&stream](int32_t token, const xt::xtensor<float, 1>&) {
-    if (!stream) return;
-    const std::string text = stream->push(token);
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-  };
-
+  OutputStream out(tokenizer.get(), text_ids, options);
   const std::vector<int32_t> ids = generate(model, injection, prompt, options);
-  if (stream) {
-    const std::string rest = stream->finish();
-    std::fwrite(rest.data(), 1, rest.size(), stdout);
-    std::fputc('\n', stdout);
-  }
-  if (s.print_ids || !stream) {
-    std::ostringstream line;
-    for (size_t i = 0; i < ids.size(); ++i) line << (i ? " " : "") << ids[i];
-    std::printf("%s\n", line.str().c_str());
-  }
-  std::fflush(stdout);
+  out.finish(ids, s.print_ids);
 
   const auto& stops = options.stop_ids;
   const bool stopped_early =
