@@ -99,6 +99,8 @@ void load_llama_layout(TensorReader& w, Model& m, const std::string& dir,
                   "does not enable attention biases (attention_bias)");
     }
     L.attn_out = {w.keep(p + "self_attn.o_proj.weight", {D, Q}), nullptr, c.q_dim(), c.dim, false};
+    // attention_bias also gives o_proj a bias in transformers (qwen2's o_proj has none)
+    if (w.has(attn + "o_proj.bias")) L.attn_out.b = w.keep(attn + "o_proj.bias", {D});
 
     L.mlp_norm = {norm_gain(w, p + "post_attention_layernorm.weight", D), nullptr};
     // One GEMM for gate and up: rows gate, then up.

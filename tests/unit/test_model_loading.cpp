@@ -516,6 +516,16 @@ TEST_CASE("loading: q/k/v biases are fused like the weights", "[loading]") {
   require_same(qkv.b + 64, t.at(p + "k_proj.bias").floats.data(), 32, "k bias");
   require_same(qkv.b + 96, t.at(p + "v_proj.bias").floats.data(), 32, "v bias");
 
+  // transformers' attention_bias gives o_proj a bias too, when the checkpoint has one
+  REQUIRE(m.layers[1].attn_out.b == nullptr);
+  std::vector<float> ob(64);
+  for (int i = 0; i < 64; ++i) ob[i] = static_cast<float>(7 * i);
+  TensorMap with_out = t;
+  with_out[p + "o_proj.bias"] = {{64}, DType::kF32, ob, {}};
+  const ph::Model mo = ph::load_model(make_folder("o_proj_bias", dir, with_out));
+  REQUIRE(mo.layers[1].attn_out.b != nullptr);
+  require_same(mo.layers[1].attn_out.b, ob.data(), 64, "o bias");
+
   t.erase(p + "v_proj.bias");
   const std::string broken = make_folder("qkv_bias_missing", dir, t);
   REQUIRE_THROWS_WITH(ph::load_model(broken), Contains("'" + p + "v_proj.bias'"));
