@@ -71,8 +71,12 @@ std::string write_batch(const SafetensorsFile& f, const std::vector<std::string>
   for (int b = 0; b < B; ++b) {
     nlohmann::json line = {{"input_ids", nlohmann::json::array()}};
     std::vector<int64_t> real, real_labels;
-    for (int t = 0; t < S; ++t)
-      if (mask[b * S + t]) real.push_back(ids[b * S + t]), real_labels.push_back(labels[b * S + t]);
+    const bool causal = task == "CAUSAL_LM";  // only then are the labels [B, S]
+    for (int t = 0; t < S; ++t) {
+      if (!mask[b * S + t]) continue;
+      real.push_back(ids[b * S + t]);
+      if (causal) real_labels.push_back(labels[b * S + t]);
+    }
     if (task == "CAUSAL_LM") {
       size_t unscored = 0;
       while (unscored < real.size() && real_labels[unscored] == -100) ++unscored;
