@@ -30,6 +30,7 @@
 #include "models/engine/linear.h"
 #include "models/engine/parallel.h"
 #include "models/engine/pass_impl.h"
+#include "models/engine/pass_common.h"
 #include "models/engine/transformer_layer.h"
 
 namespace ph {
@@ -50,22 +51,10 @@ struct Score {
 };
 
 void check_injection(const ModelConfig& c, const Injection& inj) {
-  const auto& pre = inj.prefix;
-  if (pre.size() > 0 &&
-      (pre.shape(0) != (size_t)c.n_layers || pre.shape(1) != 2 ||
-       pre.shape(2) != (size_t)c.n_kv_heads || pre.shape(4) != (size_t)c.head_dim))
-    throw Error("injection: key/value prefix has shape [" + std::to_string(pre.shape(0)) + ", " +
-                std::to_string(pre.shape(1)) + ", " + std::to_string(pre.shape(2)) + ", n, " +
-                std::to_string(pre.shape(4)) + "], the model needs [" + std::to_string(c.n_layers) +
-                ", 2, " + std::to_string(c.n_kv_heads) + ", n, " + std::to_string(c.head_dim) +
-                "]");
+  check_injection_shapes(c, inj);
   if (!inj.head.empty() && c.task != TaskType::kSeqCls)
     throw Error(std::string("injection: a classification head, but the model is ") +
                 task_type_name(c.task) + " (its config.json's architectures)");
-  if (inj.virtual_tokens.size() > 0 && inj.virtual_tokens.shape(2) != (size_t)c.dim)
-    throw Error("injection: virtual tokens have width " +
-                std::to_string(inj.virtual_tokens.shape(2)) + ", the model's hidden size is " +
-                std::to_string(c.dim));
 }
 
 void check_sequence(const ModelConfig& c, const Injection& inj, const Sequence& s, size_t b,
@@ -86,28 +75,12 @@ void check_sequence(const ModelConfig& c, const Injection& inj, const Sequence& 
     throw Error(where + "length " + std::to_string(s.tokens.size()) +
                 (n_prefix ? " plus a prefix of " + std::to_string(n_prefix) : std::string()) +
                 " exceeds the model's context of " + std::to_string(c.max_positions));
-  const size_t sets = inj.virtual_tokens.shape(0);
-  const int n_virtual = inj.virtual_tokens.size() ? (int)inj.virtual_tokens.shape(1) : 0;
-  for (size_t t = 0; t < s.tokens.size(); ++t) {
-    const int32_t tok = s.tokens[t];
-    if (is_virtual(tok)) {
-      if (virtual_index(tok) >= n_virtual)
-        throw Error(where + "virtual slot " + std::to_string(virtual_index(tok)) + " at position " +
-                    std::to_string(t) + ", but the injection has " + std::to_string(n_virtual) +
-                    " virtual tokens");
-      if (sets > 1 && b >= sets)
-        throw Error(where + "no per-example virtual tokens for this example (the injection has " +
-                    std::to_string(sets) + " sets)");
-    } else if (tok >= c.vocab_size) {
-      throw Error(where + "token id " + std::to_string(tok) + " at position " + std::to_string(t) +
+  check_tokens(c, inj, s.tokens, b, where);
+  for (size_t t = 0; t < s.labels.size(); ++t) {
+    const int32_t l = s.labels[t];
+    if (l != kIgnoreLabel && (l < 0 || l >= c.vocab_size))
+      throw Error(where + "label " + std::to_string(l) + " at position " + std::to_string(t) +
                   " is outside the vocabulary of " + std::to_string(c.vocab_size));
-    }
-    if (!s.labels.empty()) {
-      const int32_t l = s.labels[t];
-      if (l != kIgnoreLabel && (l < 0 || l >= c.vocab_size))
-        throw Error(where + "label " + std::to_string(l) + " at position " + std::to_string(t) +
-                    " is outside the vocabulary of " + std::to_string(c.vocab_size));
-    }
   }
 }
 
@@ -184,22 +157,7 @@ struct DecoderPass::State {
 
   // This layer's learned prefix as an attention span (with gradient buffers if given).
   std::vector<KVSpan> external_spans(int l, InjectionGrad* grad) {
-    std::vector<KVSpan> spans;
-    const int n = n_prefix();
-    if (n == 0) return spans;
-    const ModelConfig& c = model.config;
-    KVSpan s;
-    s.k = &injection.prefix(l, 0, 0, 0, 0);
-    s.v = &injection.prefix(l, 1, 0, 0, 0);
-    s.n = n;
-    s.pos_stride = c.head_dim;
-    s.head_stride = (size_t)n * c.head_dim;
-    if (grad) {
-      s.dk = &grad->prefix(l, 0, 0, 0, 0);
-      s.dv = &grad->prefix(l, 1, 0, 0, 0);
-    }
-    spans.push_back(s);
-    return spans;
+    return prefix_spans(model.config, injection.prefix, l, grad ? &grad->prefix : nullptr);
   }
 
   void pack(const std::vector<Sequence>& batch) {
