@@ -118,7 +118,13 @@ TEST_CASE("engine and plugins match transformers + PEFT on every Hugging Face fi
           "[parity]") {
   const auto files = hf_case_files();
   REQUIRE(!files.empty());
-  for (const auto& file : files) DYNAMIC_SECTION(file.stem().string()) {
+  const fs::path own = fs::path(test::source_path("tests/fixtures/hf")) / "cases";
+  // A section per case, named by the case (and by its folder when it is not the project's:
+  // sections of the same name would run only once)
+  for (const auto& file : files)
+    DYNAMIC_SECTION(file.stem().string() << (file.parent_path() == own
+                                                 ? std::string()
+                                                 : " in " + file.parent_path().string())) {
     const SafetensorsFile f(file.string());
     const fs::path root = file.parent_path().parent_path();
     const Model model = load_model((root / "models" / f.metadata().at("arch")).string());
