@@ -59,8 +59,9 @@ class Ranks {
   int rank_ = 0;
   int size_ = 1;
   double timeout_ = 600.0;
-  unsigned tag_ = 0;  // exchanges are numbered: messages of two exchanges never mix
-  bool mpi_ = false;
+  // Exchanges are numbered, so messages of two exchanges never mix (both unused without MPI).
+  [[maybe_unused]] unsigned tag_ = 0;
+  [[maybe_unused]] bool mpi_ = false;
 };
 
 // Whether this build can run under mpirun with several ranks.
