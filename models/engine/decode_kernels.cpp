@@ -1,0 +1,93 @@
+#include "models/engine/decode_kernels.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <vector>
+
+#include "models/engine/isa/kernel_table.h"
+#include "models/engine/parallel.h"
+
+namespace ph {
+
+namespace {
+
+// Below this many multiply-adds waking the pool costs more than it saves.
+constexpr long kThreadedWork = 1L << 18;
+// Thread slices are whole multiples of this many output columns (any multiple of the
+// widest vector would do: the result does not depend on the slicing).
+constexpr int kSliceColumns = 64;
+
+// One slice of y's columns on the calling thread; in-major products may copy W into a
+// scratch buffer of the thread (decode_product_in_major's pack).
+void product_slice(const Linear& lin, int rows, int n0, int n1, const float* x, int ldx, float* y,
+                   int ldy, bool accumulate) {
+  const KernelTable& k = kernels();
+  if (!lin.in_major) {
+    k.decode_product_out_major(rows, lin.in, n0, n1, x, ldx, lin.w, lin.in, lin.b, y, ldy,
+                               accumulate);
+    return;
+  }
+  thread_local std::vector<float> pack;
+  const size_t want = std::max<size_t>(size_t(1) << 18, (size_t)lin.in * 64);
+  if (pack.size() < want) pack.resize(want);
+  k.decode_product_in_major(rows, lin.in, n0, n1, x, ldx, lin.w, lin.out, lin.b, y, ldy, accumulate,
+                            pack.data(), (long)pack.size());
+}
+
+}  // namespace
+
+double decode_linear(const Linear& lin, int rows, const float* x, int ldx, float* y, int ldy,
+                     bool accumulate) {
+  if (rows <= 0 || lin.out <= 0) return 0.0;
+  const int N = lin.out;
+  const long work = (long)rows * lin.in * N;
+  const int parts =
+      work < kThreadedWork ? 1 : std::max(1, std::min(num_threads(), N / kSliceColumns));
+  if (parts == 1) {
+    product_slice(lin, rows, 0, N, x, ldx, y, ldy, accumulate);
+  } else {
+    const int per = ((N + parts - 1) / parts + kSliceColumns - 1) / kSliceColumns * kSliceColumns;
+    parallel_run([&](int p) {
+      const int n0 = std::min(N, p * per), n1 = std::min(N, (p + 1) * per);
+      if (p < parts && n0 < n1) product_slice(lin, rows, n0, n1, x, ldx, y, ldy, accumulate);
+    });
+  }
+  return 2.0 * work;
+}
+
+double decode_attention(const AttentionShape& shape, const std::vector<DecodeAttentionRow>& rows) {
+  const int H = shape.n_heads, hd = shape.head_dim, group = shape.n_heads / shape.n_kv_heads;
+  const float scale = shape.scale > 0.0f ? shape.scale : 1.0f / std::sqrt((float)hd);
+  long keys = 0;
+  int widest = 0;
+  for (const auto& r : rows) {
+    keys += r.n;
+    widest = std::max(widest, r.n);
+  }
+  const long work = keys * H * hd;
+  const int units = (int)rows.size() * H;
+  const auto body = kernels().decode_attention_row;
+  // Units (row, head) are handed out dynamically: a unit's result does not depend on the
+  // thread that computes it.
+  std::atomic<int> next{0};
+  auto run = [&](int) {
+    std::vector<float> scores(widest);
+    for (int u; (u = next.fetch_add(1, std::memory_order_relaxed)) < units;) {
+      const DecodeAttentionRow& r = rows[u / H];
+      const int h = u % H, g = h / group;
+      const float* bias = nullptr;
+      if (shape.bias)  // key j is at distance j - (n - 1) from the query
+        bias = shape.bias->table + h * shape.bias->head_stride + shape.bias->center - (r.n - 1);
+      body(r.n, hd, r.q + (size_t)h * hd, r.keys + g * r.head_stride, r.values + g * r.head_stride,
+           hd, scale, bias, scores.data(), r.out + (size_t)h * hd);
+    }
+  };
+  if (work < kThreadedWork || units < 2)
+    run(0);
+  else
+    parallel_run(run);
+  return 4.0 * work;
+}
+
+}  // namespace ph
