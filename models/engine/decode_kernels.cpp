@@ -18,21 +18,21 @@ constexpr long kThreadedWork = 1L << 18;
 // widest vector would do: the result does not depend on the slicing).
 constexpr int kSliceColumns = 64;
 
-// One slice of y's columns on the calling thread; in-major products may copy W into a
-// scratch buffer of the thread (decode_product_in_major's pack).
-void product_slice(const Linear& lin, int rows, int n0, int n1, const float* x, int ldx, float* y,
-                   int ldy, bool accumulate) {
-  const KernelTable& k = kernels();
+// One slice of y's columns on the calling thread; in-major products keep their
+// accumulators in a buffer of the thread.
+void product_slice(const KernelTable& k, const Linear& lin, int rows, int n0, int n1,
+                   const float* x, int ldx, float* y, int ldy, bool accumulate) {
   if (!lin.in_major) {
     k.decode_product_out_major(rows, lin.in, n0, n1, x, ldx, lin.w, lin.in, lin.b, y, ldy,
                                accumulate);
     return;
   }
-  thread_local std::vector<float> pack;
-  const size_t want = std::max<size_t>(size_t(1) << 18, (size_t)lin.in * 64);
-  if (pack.size() < want) pack.resize(want);
+  thread_local std::vector<float> scratch;
+  const size_t want = std::max<size_t>(size_t(16) * rows,
+                                       std::min<size_t>(size_t(1) << 18, (size_t)rows * (n1 - n0)));
+  if (scratch.size() < want) scratch.resize(want);
   k.decode_product_in_major(rows, lin.in, n0, n1, x, ldx, lin.w, lin.out, lin.b, y, ldy, accumulate,
-                            pack.data(), (long)pack.size());
+                            scratch.data(), (long)scratch.size());
 }
 
 }  // namespace
@@ -40,17 +40,18 @@ void product_slice(const Linear& lin, int rows, int n0, int n1, const float* x, 
 double decode_linear(const Linear& lin, int rows, const float* x, int ldx, float* y, int ldy,
                      bool accumulate) {
   if (rows <= 0 || lin.out <= 0) return 0.0;
+  const KernelTable& k = kernels();  // on the calling thread (it may throw: PROMPTHOST_ISA)
   const int N = lin.out;
   const long work = (long)rows * lin.in * N;
   const int parts =
       work < kThreadedWork ? 1 : std::max(1, std::min(num_threads(), N / kSliceColumns));
   if (parts == 1) {
-    product_slice(lin, rows, 0, N, x, ldx, y, ldy, accumulate);
+    product_slice(k, lin, rows, 0, N, x, ldx, y, ldy, accumulate);
   } else {
     const int per = ((N + parts - 1) / parts + kSliceColumns - 1) / kSliceColumns * kSliceColumns;
     parallel_run([&](int p) {
       const int n0 = std::min(N, p * per), n1 = std::min(N, (p + 1) * per);
-      if (p < parts && n0 < n1) product_slice(lin, rows, n0, n1, x, ldx, y, ldy, accumulate);
+      if (p < parts && n0 < n1) product_slice(k, lin, rows, n0, n1, x, ldx, y, ldy, accumulate);
     });
   }
   return 2.0 * work;

@@ -68,108 +68,113 @@ inline float reduce(Vec16 v) {
                 __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
 }
 
+// Fetching W into L2 ahead of use, spread evenly over the row blocks that share a
+// block of W (each issues the steps k with k % period == phase), so that memory works
+// while they compute. ahead = 0: none.
+struct Prefetch {
+  int ahead = 0, phase = 0, period = 1;
+  bool at(int step) const { return ahead && step % period == phase; }
+};
+
 // The end of every output element: sum (+ bias), then (+ the value already in y).
 inline float finish(float sum, const float* bias, int j, const float* y, bool accumulate) {
   if (bias) sum += bias[j];
   return accumulate ? *y + sum : sum;
 }
 
-// ---------------------------------------------------------------- in-major: W [K, N]
-// Element (r, j) = Σ_k x[r, k] · w[k, j], one accumulator, k ascending, in all three
-// ways below: a lane of a register tile, a lane of the streaming loop, or a scalar.
+// y[j] = finish(sum[j], ...) for j < n, the branches outside the loops (which vectorise).
+inline void finish_row(int n, const float* sum, const float* bias, float* y, bool accumulate) {
+  if (bias && accumulate)
+    for (int j = 0; j < n; ++j) y[j] = y[j] + (sum[j] + bias[j]);
+  else if (bias)
+    for (int j = 0; j < n; ++j) y[j] = sum[j] + bias[j];
+  else if (accumulate)
+    for (int j = 0; j < n; ++j) y[j] = y[j] + sum[j];
+  else
+    for (int j = 0; j < n; ++j) y[j] = sum[j];
+}
 
-// RB rows x VB vectors of columns starting at w's column 0.
+// ---------------------------------------------------------------- in-major: W [K, N]
+// Element (r, j) = Σ_k x[r, k] · w[k, j] with one accumulator, k ascending, whether it is
+// a lane of a register tile or a scalar column. K is taken kBlock rows at a time, the
+// accumulators kept in a scratch buffer between blocks (stored and reloaded exactly, so
+// the blocking does not change the sum): a block of W is read from memory once by the
+// first row block, in whole contiguous row slices, and from L2 by the others.
+constexpr int kBlock = 64;
+
+// RB rows x VB vectors of columns over kn rows of W from its row 0: acc (row stride
+// ldacc) starts at 0 (first) or at its stored value. The same columns `pf.ahead` rows
+// further down (the next block) are prefetched: W's rows lie in different pages, which
+// the hardware prefetchers do not cross.
 template <int RB, int VB>
-void in_major_tile(int K, const float* x, long ldx, const float* w, long ldw, const float* bias,
-                   float* y, long ldy, bool accumulate) {
-  Vec acc[RB][VB];
+void in_major_tile(int kn, const float* x, long ldx, const float* w, long ldw, float* acc,
+                   long ldacc, bool first, Prefetch pf) {
+  Vec a[RB][VB];
   for (int r = 0; r < RB; ++r)
-    for (int v = 0; v < VB; ++v) acc[r][v] = Vec{};
-  for (int k = 0; k < K; ++k) {
+    for (int v = 0; v < VB; ++v) a[r][v] = first ? Vec{} : load(acc + r * ldacc + v * kLanes);
+  for (int k = 0; k < kn; ++k) {
     const float* wk = w + k * ldw;
+    if (pf.at(k))
+      for (int v = 0; v<VB; v += 64 / (kLanes * 4)> 0 ? 64 / (kLanes * 4) : 1)
+        __builtin_prefetch(wk + pf.ahead * ldw + v * kLanes, 0, 2);
     Vec wv[VB];
     for (int v = 0; v < VB; ++v) wv[v] = load(wk + v * kLanes);
     for (int r = 0; r < RB; ++r) {
       const float xs = x[r * ldx + k];
-      for (int v = 0; v < VB; ++v) acc[r][v] += xs * wv[v];
+      for (int v = 0; v < VB; ++v) a[r][v] += xs * wv[v];
     }
   }
   for (int r = 0; r < RB; ++r)
-    for (int v = 0; v < VB; ++v) {
-      float* yr = y + r * ldy + v * kLanes;
-      Vec s = acc[r][v];
-      if (bias) s += load(bias + v * kLanes);
-      store(yr, accumulate ? load(yr) + s : s);
-    }
+    for (int v = 0; v < VB; ++v) store(acc + r * ldacc + v * kLanes, a[r][v]);
 }
 
-// The same for `cols` (< kLanes) columns, one at a time.
+// The same for `cols` (< kLanes) columns, one at a time, over all of K.
 template <int RB>
 void in_major_columns(int K, int cols, const float* x, long ldx, const float* w, long ldw,
-                      const float* bias, float* y, long ldy, bool accumulate) {
+                      float* acc, long ldacc) {
   for (int c = 0; c < cols; ++c) {
-    float acc[RB] = {};
+    float a[RB] = {};
     for (int k = 0; k < K; ++k) {
       const float wk = w[k * ldw + c];
-      for (int r = 0; r < RB; ++r) acc[r] += x[r * ldx + k] * wk;
+      for (int r = 0; r < RB; ++r) a[r] += x[r * ldx + k] * wk;
     }
-    for (int r = 0; r < RB; ++r)
-      y[r * ldy + c] = finish(acc[r], bias, c, &y[r * ldy + c], accumulate);
+    for (int r = 0; r < RB; ++r) acc[r * ldacc + c] = a[r];
   }
 }
 
-// Columns [0, cols) of RB rows from unpacked W: single vectors, then single columns (the
-// columns that fill no whole tile).
+// One block of K for RB rows over `cols` columns: whole tiles, then single vectors.
 template <int RB>
-void in_major_tail(int K, int cols, const float* x, long ldx, const float* w, long ldw,
-                   const float* bias, float* y, long ldy, bool accumulate) {
+void in_major_block(int kn, int cols, const float* x, long ldx, const float* w, long ldw,
+                    float* acc, long ldacc, bool first, Prefetch pf) {
+  const int tw = kInVecs * kLanes;
   int c = 0;
+  for (; c + tw <= cols; c += tw)
+    in_major_tile<RB, kInVecs>(kn, x, ldx, w + c, ldw, acc + c, ldacc, first, pf);
   for (; c + kLanes <= cols; c += kLanes)
-    in_major_tile<RB, 1>(K, x, ldx, w + c, ldw, bias ? bias + c : nullptr, y + c, ldy, accumulate);
-  if (c < cols)
-    in_major_columns<RB>(K, cols - c, x, ldx, w + c, ldw, bias ? bias + c : nullptr, y + c, ldy,
-                         accumulate);
+    in_major_tile<RB, 1>(kn, x, ldx, w + c, ldw, acc + c, ldacc, first, pf);
 }
 
-// Few rows: W streams by its rows, kStreamCols contiguous columns at a time, into
-// accumulators in L1 (the memory-bound case: each weight is used by at most
-// kStreamRows rows, and contiguous reads are what the prefetchers follow).
-constexpr int kStreamRows = 4, kStreamCols = 512;
-
 template <int RB>
-void in_major_stream(int K, int cols, const float* x, long ldx, const float* w, long ldw,
-                     const float* bias, float* y, long ldy, bool accumulate) {
-  float acc[RB][kStreamCols];
-  for (int c0 = 0; c0 < cols; c0 += kStreamCols) {
-    const int n = cols - c0 < kStreamCols ? cols - c0 : kStreamCols;
-    for (int r = 0; r < RB; ++r)
-      for (int j = 0; j < n; ++j) acc[r][j] = 0.0f;
-    for (int k = 0; k < K; ++k) {
-      const float* wk = w + k * ldw + c0;
-      for (int r = 0; r < RB; ++r) {
-        const float xs = x[r * ldx + k];
-        float* a = acc[r];
-        for (int j = 0; j < n; ++j) a[j] += xs * wk[j];
-      }
-    }
-    for (int r = 0; r < RB; ++r)
-      for (int j = 0; j < n; ++j)
-        y[r * ldy + c0 + j] = finish(acc[r][j], bias, c0 + j, &y[r * ldy + c0 + j], accumulate);
-  }
+void in_major_tail(int K, int c0, int cols, const float* x, long ldx, const float* w, long ldw,
+                   float* acc, long ldacc) {
+  in_major_columns<RB>(K, cols - c0, x, ldx, w + c0, ldw, acc + c0, ldacc);
 }
 
 // ---------------------------------------------------------------- out-major: W [N, K]
 // Element (r, j) = Σ_k x[r, k] · w[j, k]: kLanes accumulators over k = lane (mod kLanes),
 // their tree (reduce), then the k that fill no vector, ascending.
 
+// The weight rows `pf.ahead` rows further down (a tile or two) are prefetched meanwhile.
 template <int RB, int JB>
 void out_major_tile(int K, const float* x, long ldx, const float* w, long ldw, const float* bias,
-                    float* y, long ldy, bool accumulate) {
+                    float* y, long ldy, bool accumulate, Prefetch pf) {
   Vec acc[RB][JB];
   for (int r = 0; r < RB; ++r)
     for (int j = 0; j < JB; ++j) acc[r][j] = Vec{};
   const int kv = K / kLanes * kLanes;
   for (int k = 0; k < kv; k += kLanes) {
+    if (k % 16 == 0 && pf.at(k / 16))  // a cache line holds 16 floats
+      for (int j = 0; j < JB; ++j) __builtin_prefetch(w + (j + pf.ahead) * ldw + k, 0, 2);
     Vec wv[JB];
     for (int j = 0; j < JB; ++j) wv[j] = load(w + j * ldw + k);
     for (int r = 0; r < RB; ++r) {
@@ -188,14 +193,14 @@ void out_major_tile(int K, const float* x, long ldx, const float* w, long ldw, c
 // Weight rows [0, cols) for RB rows: whole tiles, then single weight rows.
 template <int RB>
 void out_major_rows(int K, int cols, const float* x, long ldx, const float* w, long ldw,
-                    const float* bias, float* y, long ldy, bool accumulate) {
+                    const float* bias, float* y, long ldy, bool accumulate, Prefetch pf) {
   int c = 0;
   for (; c + kOutCols <= cols; c += kOutCols)
     out_major_tile<RB, kOutCols>(K, x, ldx, w + c * ldw, ldw, bias ? bias + c : nullptr, y + c, ldy,
-                                 accumulate);
+                                 accumulate, pf);
   for (; c < cols; ++c)
     out_major_tile<RB, 1>(K, x, ldx, w + c * ldw, ldw, bias ? bias + c : nullptr, y + c, ldy,
-                          accumulate);
+                          accumulate, Prefetch{});
 }
 
 // FN<rb>(args...) for a runtime rb in 1..6 (tile heights are compile-time constants).
@@ -220,50 +225,7 @@ void out_major_rows(int K, int cols, const float* x, long ldx, const float* w, l
       FN<6>(__VA_ARGS__);       \
       break;                    \
   }
-static_assert(kInRows <= 6 && kOutRows <= 6 && kStreamRows <= 6, "PH_BY_ROWS covers 1..6 rows");
-
-template <int RB>
-void in_major_packed_tile(int K, const float* x, long ldx, const float* tile, const float* bias,
-                          float* y, long ldy, bool accumulate) {
-  in_major_tile<RB, kInVecs>(K, x, ldx, tile, kInVecs * kLanes, bias, y, ldy, accumulate);
-}
-
-// Many rows, in-major: W is copied a panel of whole tiles at a time into `pack`, each
-// tile's columns contiguous ([tile][K][tile width]), and every row block runs over the
-// copy from L2. W's own rows are far apart, and a power-of-two stride maps them onto a
-// few cache sets: reused in place, they would come from memory for every row block.
-constexpr long kPanelFloats = 1L << 18;  // 1 MB: a panel stays in L2
-
-void in_major_packed(int rows, int K, int n0, int n1, const float* x, long ldx, const float* w,
-                     long ldw, const float* bias, float* y, long ldy, bool accumulate, float* pack,
-                     int panel_tiles) {
-  const int tw = kInVecs * kLanes;
-  for (int p0 = n0; p0 < n1; p0 += panel_tiles * tw) {
-    const int cols = n1 - p0 < panel_tiles * tw ? n1 - p0 : panel_tiles * tw;
-    const int tiles = cols / tw;
-    for (int k = 0; k < K; ++k)
-      for (int t = 0; t < tiles; ++t) {
-        const float* src = w + k * ldw + p0 + t * tw;
-        float* dst = pack + ((long)t * K + k) * tw;
-        for (int i = 0; i < tw; ++i) dst[i] = src[i];
-      }
-    for (int r0 = 0; r0 < rows; r0 += kInRows) {
-      const int rb = rows - r0 < kInRows ? rows - r0 : kInRows;
-      const float* xr = x + r0 * ldx;
-      float* yr = y + r0 * ldy + p0;
-      for (int t = 0; t < tiles; ++t) {
-        const float* bt = bias ? bias + p0 + t * tw : nullptr;
-        PH_BY_ROWS(rb, in_major_packed_tile, K, xr, ldx, pack + (long)t * K * tw, bt, yr + t * tw,
-                   ldy, accumulate)
-      }
-      if (cols > tiles * tw) {  // the end of the range: fewer columns than a tile
-        const float* bt = bias ? bias + p0 + tiles * tw : nullptr;
-        PH_BY_ROWS(rb, in_major_tail, K, cols - tiles * tw, xr, ldx, w + p0 + tiles * tw, ldw, bt,
-                   yr + tiles * tw, ldy, accumulate)
-      }
-    }
-  }
-}
+static_assert(kInRows <= 6 && kOutRows <= 6, "PH_BY_ROWS covers 1..6 rows");
 
 // One dot product over n floats, as out_major_tile sums an element.
 inline float dot(int n, const float* a, const float* b) {
@@ -279,37 +241,51 @@ inline float dot(int n, const float* a, const float* b) {
 
 void decode_product_in_major(int rows, int K, int n0, int n1, const float* x, long ldx,
                              const float* w, long ldw, const float* bias, float* y, long ldy,
-                             int accumulate, float* pack, long pack_floats) {
-  const long tile_floats = (long)K * kInVecs * kLanes;
-  const long usable = pack_floats < kPanelFloats ? pack_floats : kPanelFloats;
-  if (rows > kStreamRows && pack && tile_floats <= pack_floats) {
-    const long panel_tiles = usable / tile_floats > 1 ? usable / tile_floats : 1;
-    in_major_packed(rows, K, n0, n1, x, ldx, w, ldw, bias, y, ldy, accumulate != 0, pack,
-                    (int)panel_tiles);
-    return;
-  }
-  for (int r0 = 0; r0 < rows; r0 += kStreamRows) {
-    const int rb = rows - r0 < kStreamRows ? rows - r0 : kStreamRows;
-    PH_BY_ROWS(rb, in_major_stream, K, n1 - n0, x + r0 * ldx, ldx, w + n0, ldw,
-               bias ? bias + n0 : nullptr, y + r0 * ldy + n0, ldy, accumulate != 0)
+                             int accumulate, float* scratch, long scratch_floats) {
+  // columns per pass: as many as the accumulators of all the rows fit in scratch
+  const long fit = scratch_floats / (rows > 0 ? rows : 1) / kLanes * kLanes;
+  const int pass = fit < n1 - n0 ? (int)fit : n1 - n0;
+  for (int c0 = n0; c0 < n1; c0 += pass) {
+    const int cols = n1 - c0 < pass ? n1 - c0 : pass;
+    const int vector_cols = cols / kLanes * kLanes;
+    for (int kb = 0; kb < K; kb += kBlock) {
+      const int kn = K - kb < kBlock ? K - kb : kBlock;
+      const int ahead = kb + kBlock < K ? kBlock : 0;  // the next block
+      const int blocks = (rows + kInRows - 1) / kInRows;
+      for (int r0 = 0; r0 < rows; r0 += kInRows) {
+        const int rb = rows - r0 < kInRows ? rows - r0 : kInRows;
+        PH_BY_ROWS(rb, in_major_block, kn, vector_cols, x + r0 * ldx + kb, ldx, w + kb * ldw + c0,
+                   ldw, scratch + (long)r0 * cols, cols, kb == 0,
+                   Prefetch{ahead, r0 / kInRows, blocks})
+      }
+    }
+    if (vector_cols < cols)
+      for (int r0 = 0; r0 < rows; r0 += kInRows) {
+        const int rb = rows - r0 < kInRows ? rows - r0 : kInRows;
+        PH_BY_ROWS(rb, in_major_tail, K, vector_cols, cols, x + r0 * ldx, ldx, w + c0, ldw,
+                   scratch + (long)r0 * cols, cols)
+      }
+    for (int r = 0; r < rows; ++r)
+      finish_row(cols, scratch + (long)r * cols, bias ? bias + c0 : nullptr, y + r * ldy + c0,
+                 accumulate != 0);
   }
 }
 
 void decode_product_out_major(int rows, int K, int n0, int n1, const float* x, long ldx,
                               const float* w, long ldw, const float* bias, float* y, long ldy,
                               int accumulate) {
-  // Weight rows a panel at a time across all the rows: a panel (about 32 KB) stays in L1
-  // for the other row blocks.
-  const int panel = (8192 / (K > 0 ? K : 1) / kOutCols) * kOutCols > kOutCols
-                        ? (8192 / (K > 0 ? K : 1) / kOutCols) * kOutCols
-                        : kOutCols;
+  // One tile of weight rows at a time across all the rows: it stays in L1 for the other
+  // row blocks, while they prefetch the tile after next.
+  const int panel = kOutCols;
+  const int blocks = (rows + kOutRows - 1) / kOutRows;
   for (int p0 = n0; p0 < n1; p0 += panel) {
     const int cols = n1 - p0 < panel ? n1 - p0 : panel;
     const float* bp = bias ? bias + p0 : nullptr;
     for (int r0 = 0; r0 < rows; r0 += kOutRows) {
       const int rb = rows - r0 < kOutRows ? rows - r0 : kOutRows;
+      const int ahead = p0 + 3 * panel <= n1 ? 2 * panel : 0;  // the tile after next
       PH_BY_ROWS(rb, out_major_rows, K, cols, x + r0 * ldx, ldx, w + p0 * ldw, ldw, bp,
-                 y + r0 * ldy + p0, ldy, accumulate != 0)
+                 y + r0 * ldy + p0, ldy, accumulate != 0, Prefetch{ahead, r0 / kOutRows, blocks})
     }
   }
 }

@@ -33,12 +33,12 @@ void scale_floats(long n, float scale, const float* x, float* y);
 // threads and batch any rows together.
 //
 // y[r, j] (= or, with accumulate, +=) Σ_k x[r, k] · w[k, j] (+ bias[j]) for r < rows and
-// n0 <= j < n1: Conv1D weights [K, N], row stride ldw (>= N). pack: pack_floats of
-// scratch (many rows copy W there a panel at a time; K * 64 floats suffice, 2^18 are
-// used at most), or null.
+// n0 <= j < n1: Conv1D weights [K, N], row stride ldw (>= N). scratch: scratch_floats
+// (>= rows * 16) of room for the accumulators; with rows * (n1 - n0) the columns take
+// one pass.
 void decode_product_in_major(int rows, int K, int n0, int n1, const float* x, long ldx,
                              const float* w, long ldw, const float* bias, float* y, long ldy,
-                             int accumulate, float* pack, long pack_floats);
+                             int accumulate, float* scratch, long scratch_floats);
 // The same with PyTorch's Linear weights [N, K]: Σ_k x[r, k] · w[j, k].
 void decode_product_out_major(int rows, int K, int n0, int n1, const float* x, long ldx,
                               const float* w, long ldw, const float* bias, float* y, long ldy,
