@@ -14,9 +14,9 @@ namespace {
 
 // Below this many multiply-adds waking the pool costs more than it saves.
 constexpr long kThreadedWork = 1L << 18;
-// Thread slices are whole multiples of this many output columns (any multiple of the
-// widest vector would do: the result does not depend on the slicing).
-constexpr int kSliceColumns = 64;
+// Threads take the output columns this many at a time (a multiple of the widest tile,
+// so that tiles stay whole; the result does not depend on it).
+constexpr int kChunkColumns = 128;
 
 // One slice of y's columns on the calling thread; in-major products keep their
 // accumulators in a buffer of the thread.
@@ -28,8 +28,11 @@ void product_slice(const KernelTable& k, const Linear& lin, int rows, int n0, in
     return;
   }
   thread_local std::vector<float> scratch;
-  const size_t want = std::max<size_t>(size_t(16) * rows,
-                                       std::min<size_t>(size_t(1) << 18, (size_t)rows * (n1 - n0)));
+  // room for the accumulators of few rows' stream or of a pass over the columns, and the
+  // kernel's 1024 floats for placing them
+  const size_t want =
+      1024 + std::max<size_t>(size_t(2048) * rows,
+                              std::min<size_t>(size_t(1) << 18, (size_t)rows * (n1 - n0)));
   if (scratch.size() < want) scratch.resize(want);
   k.decode_product_in_major(rows, lin.in, n0, n1, x, ldx, lin.w, lin.out, lin.b, y, ldy, accumulate,
                             scratch.data(), (long)scratch.size());
@@ -43,17 +46,31 @@ double decode_linear(const Linear& lin, int rows, const float* x, int ldx, float
   const KernelTable& k = kernels();  // on the calling thread (it may throw: PROMPTHOST_ISA)
   const int N = lin.out;
   const long work = (long)rows * lin.in * N;
-  const int parts =
-      work < kThreadedWork ? 1 : std::max(1, std::min(num_threads(), N / kSliceColumns));
-  if (parts == 1) {
+  const int threads = num_threads();
+  if (work < kThreadedWork || threads == 1 || N < 2 * kChunkColumns) {
     product_slice(k, lin, rows, 0, N, x, ldx, y, ldy, accumulate);
-  } else {
-    const int per = ((N + parts - 1) / parts + kSliceColumns - 1) / kSliceColumns * kSliceColumns;
-    parallel_run([&](int p) {
-      const int n0 = std::min(N, p * per), n1 = std::min(N, (p + 1) * per);
-      if (p < parts && n0 < n1) product_slice(k, lin, rows, n0, n1, x, ldx, y, ldy, accumulate);
-    });
+    return 2.0 * work;
   }
+  if (rows <= 4) {
+    // Few rows are memory-bound: one long slice of contiguous row pieces per thread (as a
+    // BLAS sgemv reads W), each thread its own, so that all of them stream at once.
+    const int per = ((N + threads - 1) / threads + 63) / 64 * 64;
+    parallel_run([&](int t) {
+      const int n0 = std::min(N, t * per), n1 = std::min(N, (t + 1) * per);
+      if (n0 < n1) product_slice(k, lin, rows, n0, n1, x, ldx, y, ldy, accumulate);
+    });
+    return 2.0 * work;
+  }
+  // Many rows: narrow chunks handed out dynamically, so that on a shared machine a
+  // descheduled thread's share is taken over by the others (a column's result depends
+  // neither on the thread that computes it nor on the chunking).
+  const int chunks = (N + kChunkColumns - 1) / kChunkColumns;
+  std::atomic<int> next{0};
+  parallel_run([&](int) {
+    for (int c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;)
+      product_slice(k, lin, rows, c * kChunkColumns, std::min(N, (c + 1) * kChunkColumns), x, ldx,
+                    y, ldy, accumulate);
+  });
   return 2.0 * work;
 }
 

@@ -9,6 +9,7 @@
 // vectorises lane by lane and never reassociates without -ffast-math, so a lane of a
 // vector tile and the scalar tail compute the same operations.)
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "models/engine/isa/kernel_bodies.h"
@@ -154,6 +155,59 @@ void in_major_block(int kn, int cols, const float* x, long ldx, const float* w, 
     in_major_tile<RB, 1>(kn, x, ldx, w + c, ldw, acc + c, ldacc, first, pf);
 }
 
+// Few rows (the memory-bound case): W streams by its rows, up to stream_columns(rows)
+// contiguous columns of each (what the hardware prefetchers follow, as a BLAS sgemv
+// reads), into accumulators in L1 (acc: rows * stream_columns(rows) floats); four rows
+// of W at a time, each element still summed k by k.
+constexpr int kStreamRows = 4;
+inline int stream_columns(int rows) {
+  const int n = 4096 / rows / kLanes * kLanes;
+  return n < 2048 ? n : 2048;
+}
+
+void in_major_stream(int rows, int K, int cols, const float* x, long ldx, const float* w, long ldw,
+                     const float* bias, float* y, long ldy, bool accumulate, float* acc) {
+  // The accumulators half a page away from W's rows (modulo 4 KB): a load whose address
+  // matches a pending store's in its low 12 bits waits for it ("4K aliasing"), and every
+  // row of W would sit at the same offset as the accumulators' stores.
+  const uintptr_t offset =
+      (reinterpret_cast<uintptr_t>(acc) - reinterpret_cast<uintptr_t>(w)) & 4095;
+  acc += ((2048 - offset) & 4095) / sizeof(float);
+  const int chunk = stream_columns(rows);
+  for (int c0 = 0; c0 < cols; c0 += chunk) {
+    const int n = cols - c0 < chunk ? cols - c0 : chunk;
+    for (long i = 0; i < (long)rows * n; ++i) acc[i] = 0.0f;
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const float* w0 = w + k * ldw + c0;
+      const float *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+      for (int r = 0; r < rows; ++r) {
+        const float* xr = x + r * ldx + k;
+        const float x0 = xr[0], x1 = xr[1], x2 = xr[2], x3 = xr[3];
+        float* a = acc + (long)r * n;
+        for (int j = 0; j < n; ++j) {
+          float s = a[j];
+          s += x0 * w0[j];
+          s += x1 * w1[j];
+          s += x2 * w2[j];
+          s += x3 * w3[j];
+          a[j] = s;
+        }
+      }
+    }
+    for (; k < K; ++k) {
+      const float* wk = w + k * ldw + c0;
+      for (int r = 0; r < rows; ++r) {
+        const float xs = x[r * ldx + k];
+        float* a = acc + (long)r * n;
+        for (int j = 0; j < n; ++j) a[j] += xs * wk[j];
+      }
+    }
+    for (int r = 0; r < rows; ++r)
+      finish_row(n, acc + (long)r * n, bias ? bias + c0 : nullptr, y + r * ldy + c0, accumulate);
+  }
+}
+
 template <int RB>
 void in_major_tail(int K, int c0, int cols, const float* x, long ldx, const float* w, long ldw,
                    float* acc, long ldacc) {
@@ -242,8 +296,14 @@ inline float dot(int n, const float* a, const float* b) {
 void decode_product_in_major(int rows, int K, int n0, int n1, const float* x, long ldx,
                              const float* w, long ldw, const float* bias, float* y, long ldy,
                              int accumulate, float* scratch, long scratch_floats) {
+  if (rows <= kStreamRows && scratch_floats >= (long)rows * stream_columns(rows) + 1024) {
+    in_major_stream(rows, K, n1 - n0, x, ldx, w + n0, ldw, bias ? bias + n0 : nullptr, y + n0, ldy,
+                    accumulate != 0, scratch);
+    return;
+  }
   // columns per pass: as many as the accumulators of all the rows fit in scratch
-  const long fit = scratch_floats / (rows > 0 ? rows : 1) / kLanes * kLanes;
+  long fit = (scratch_floats - 1024) / (rows > 0 ? rows : 1) / kLanes * kLanes;
+  if (fit < kLanes) fit = kLanes;  // (the caller gives at least rows * kLanes)
   const int pass = fit < n1 - n0 ? (int)fit : n1 - n0;
   for (int c0 = n0; c0 < n1; c0 += pass) {
     const int cols = n1 - c0 < pass ? n1 - c0 : pass;

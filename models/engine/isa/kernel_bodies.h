@@ -34,8 +34,8 @@ void scale_floats(long n, float scale, const float* x, float* y);
 //
 // y[r, j] (= or, with accumulate, +=) Σ_k x[r, k] · w[k, j] (+ bias[j]) for r < rows and
 // n0 <= j < n1: Conv1D weights [K, N], row stride ldw (>= N). scratch: scratch_floats
-// (>= rows * 16) of room for the accumulators; with rows * (n1 - n0) the columns take
-// one pass.
+// (>= rows * 16 + 1024) of room for the accumulators; rows <= 4 stream W by its rows with
+// rows * 2048 + 1024, and rows * (n1 - n0) + 1024 take the columns in one pass.
 void decode_product_in_major(int rows, int K, int n0, int n1, const float* x, long ldx,
                              const float* w, long ldw, const float* bias, float* y, long ldy,
                              int accumulate, float* scratch, long scratch_floats);
