@@ -35,6 +35,7 @@ constexpr int kInRows = 4, kInVecs = 3;
 constexpr int kOutRows = 3, kOutCols = 3;
 #endif
 constexpr int kLanes = PH_LANES;
+constexpr int kVectorsPerLine = kLanes >= 16 ? 1 : 16 / kLanes;  // of a 64-byte cache line
 
 // Vectors of 2..16 floats: unaligned, and allowed to alias the floats they are loaded from.
 #define PH_VECTOR(name, n) \
@@ -97,10 +98,11 @@ inline void finish_row(int n, const float* sum, const float* bias, float* y, boo
 
 // ---------------------------------------------------------------- in-major: W [K, N]
 // Element (r, j) = Σ_k x[r, k] · w[k, j] with one accumulator, k ascending, whether it is
-// a lane of a register tile or a scalar column. K is taken kBlock rows at a time, the
-// accumulators kept in a scratch buffer between blocks (stored and reloaded exactly, so
-// the blocking does not change the sum): a block of W is read from memory once by the
-// first row block, in whole contiguous row slices, and from L2 by the others.
+// a lane of a register tile, of the few-row stream, or a scalar column. Many rows take K
+// kBlock rows at a time, the accumulators kept in scratch between blocks (stored and
+// reloaded exactly: the blocking does not change the sum): a block of W comes from memory
+// once (prefetched while the previous block is computed) and from L2 for the other row
+// blocks.
 constexpr int kBlock = 64;
 
 // RB rows x VB vectors of columns over kn rows of W from its row 0: acc (row stride
@@ -116,7 +118,7 @@ void in_major_tile(int kn, const float* x, long ldx, const float* w, long ldw, f
   for (int k = 0; k < kn; ++k) {
     const float* wk = w + k * ldw;
     if (pf.at(k))
-      for (int v = 0; v<VB; v += 64 / (kLanes * 4)> 0 ? 64 / (kLanes * 4) : 1)
+      for (int v = 0; v < VB; v += kVectorsPerLine)
         __builtin_prefetch(wk + pf.ahead * ldw + v * kLanes, 0, 2);
     Vec wv[VB];
     for (int v = 0; v < VB; ++v) wv[v] = load(wk + v * kLanes);
