@@ -14,9 +14,9 @@ namespace {
 
 // Below this many multiply-adds waking the pool costs more than it saves.
 constexpr long kThreadedWork = 1L << 18;
-// Threads take the output columns this many at a time (a multiple of the widest tile,
-// so that tiles stay whole; the result does not depend on it).
-constexpr int kChunkColumns = 128;
+// Below this many output columns a product is not split (the slices are whole multiples
+// of 64 columns, the widest tile; the result does not depend on the slicing).
+constexpr int kMinSplitColumns = 256;
 
 // One slice of y's columns on the calling thread; in-major products keep their
 // accumulators in a buffer of the thread.
@@ -47,29 +47,17 @@ double decode_linear(const Linear& lin, int rows, const float* x, int ldx, float
   const int N = lin.out;
   const long work = (long)rows * lin.in * N;
   const int threads = num_threads();
-  if (work < kThreadedWork || threads == 1 || N < 2 * kChunkColumns) {
+  if (work < kThreadedWork || threads == 1 || N < kMinSplitColumns) {
     product_slice(k, lin, rows, 0, N, x, ldx, y, ldy, accumulate);
     return 2.0 * work;
   }
-  if (rows <= 4) {
-    // Few rows are memory-bound: one long slice of contiguous row pieces per thread (as a
-    // BLAS sgemv reads W), each thread its own, so that all of them stream at once.
-    const int per = ((N + threads - 1) / threads + 63) / 64 * 64;
-    parallel_run([&](int t) {
-      const int n0 = std::min(N, t * per), n1 = std::min(N, (t + 1) * per);
-      if (n0 < n1) product_slice(k, lin, rows, n0, n1, x, ldx, y, ldy, accumulate);
-    });
-    return 2.0 * work;
-  }
-  // Many rows: narrow chunks handed out dynamically, so that on a shared machine a
-  // descheduled thread's share is taken over by the others (a column's result depends
-  // neither on the thread that computes it nor on the chunking).
-  const int chunks = (N + kChunkColumns - 1) / kChunkColumns;
-  std::atomic<int> next{0};
-  parallel_run([&](int) {
-    for (int c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;)
-      product_slice(k, lin, rows, c * kChunkColumns, std::min(N, (c + 1) * kChunkColumns), x, ldx,
-                    y, ldy, accumulate);
+  // One slice of whole row pieces per thread, each thread its own: W streams from memory
+  // in long contiguous runs (as a BLAS sgemv reads it) and each thread's prefetching runs
+  // ahead through its whole slice.
+  const int per = ((N + threads - 1) / threads + 63) / 64 * 64;
+  parallel_run([&](int t) {
+    const int n0 = std::min(N, t * per), n1 = std::min(N, (t + 1) * per);
+    if (n0 < n1) product_slice(k, lin, rows, n0, n1, x, ldx, y, ldy, accumulate);
   });
   return 2.0 * work;
 }
