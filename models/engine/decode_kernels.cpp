@@ -28,11 +28,11 @@ void product_slice(const KernelTable& k, const Linear& lin, int rows, int n0, in
     return;
   }
   thread_local std::vector<float> scratch;
-  // room for the accumulators of few rows' stream or of a pass over the columns, and the
-  // kernel's 1024 floats for placing them
-  const size_t want =
-      1024 + std::max<size_t>(size_t(2048) * rows,
-                              std::min<size_t>(size_t(1) << 18, (size_t)rows * (n1 - n0)));
+  // room for the accumulators (few rows: their stream's; many: a pass over the columns, at
+  // least 16 of them) and the kernel's 1024 floats for placing them
+  const size_t R = rows, stream = 2048 * R,
+               pass = std::max<size_t>(16 * R, std::min<size_t>(size_t(1) << 18, R * (n1 - n0)));
+  const size_t want = 1024 + (rows <= 4 ? std::max(stream, pass) : pass);
   if (scratch.size() < want) scratch.resize(want);
   k.decode_product_in_major(rows, lin.in, n0, n1, x, ldx, lin.w, lin.out, lin.b, y, ldy, accumulate,
                             scratch.data(), (long)scratch.size());
