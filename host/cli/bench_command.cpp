@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <xtensor/xview.hpp>
 
+#include "host/cli/bench_decode_batch.h"
 #include "host/cli/commands.h"
 #include "host/plugin/method_instance.h"
 #include "host/plugin/method_options.h"
@@ -112,7 +113,7 @@ int bench_command(int argc, char** argv) {
     ("shape", po::value(&shape)->default_value("gpt2-small"), "gpt2-small, smollm2-135m, tiny-llama, roberta-base or t5-base (random weights; roberta-base: SEQ_CLS, cls workload only; t5-base: SEQ_2_SEQ_LM, lm workload only)")
     ("model", po::value(&model_path), "a real model instead of --shape")
     ("plugin", po::value(&plugin)->default_value("prompt_tuning"), "prompt_tuning or prefix_tuning (with its MLP, hidden 512, as the baseline)")
-    ("workload", po::value(&workload)->default_value("lm"), "lm (every token labelled), cls (lengths in [seq/4, seq], last 2 labelled; encoders: one class each, the head trained too), generate (batch 1 greedy decoding)")
+    ("workload", po::value(&workload)->default_value("lm"), "lm (every token labelled), cls (lengths in [seq/4, seq], last 2 labelled; encoders: one class each, the head trained too), generate (batch 1 greedy decoding), decode-batch (BatchDecoder steps over 1, 4, 16, 64 sequences up to --batch, caches of --seq positions, --new timed steps)")
     ("batch", po::value(&batch)->default_value(8), "examples per step")
     ("seq", po::value(&seq)->default_value(128), "text tokens per example (the prompt for generate)")
     ("virtual", po::value(&virt)->default_value(20), "virtual tokens / prefix length")
@@ -142,7 +143,7 @@ int bench_command(int argc, char** argv) {
     if (model_path.empty())
       trainer::check_choice("--shape", shape,
                             {"gpt2-small", "smollm2-135m", "tiny-llama", "roberta-base", "t5-base"});
-    trainer::check_choice("--workload", workload, {"lm", "cls", "generate"});
+    trainer::check_choice("--workload", workload, {"lm", "cls", "generate", "decode-batch"});
     if (model_path.empty() && shape_config(shape).stacks == Stacks::kEncoder && workload != "cls")
       throw trainer::OptionError("--workload must be cls for " + shape +
                                  " (a classifier), got " + workload);
@@ -187,7 +188,9 @@ int bench_command(int argc, char** argv) {
     const bool seq2seq = c.stacks == Stacks::kEncoderDecoder;
     if (seq2seq && workload != "lm")
       throw Error("--workload " + workload + ": an encoder-decoder is benchmarked with --workload lm");
-    if (workload == "generate") {
+    if (workload == "decode-batch") {
+      out.update(bench_decode_batch(model, batch, seq, warmup, new_tokens, seed));
+    } else if (workload == "generate") {
       std::vector<int32_t> prompt;
       for (int k = 0; k < spec.n_virtual; ++k) prompt.push_back(virtual_slot(k));
       for (int t = 0; t < seq; ++t) prompt.push_back(token());

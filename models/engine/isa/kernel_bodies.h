@@ -27,10 +27,34 @@ namespace PH_ISA {
 // y[i] = x[i] * scale for i < n (a first body, used by the dispatch test)
 void scale_floats(long n, float scale, const float* x, float* y);
 
+// --- Decoding (decode_bodies.cpp; BatchDecoder, batch_decode.h) ---------------------------
+// Element (r, j) of each is summed in an order that depends on K (and the level) only,
+// never on `rows`, on n0/n1 or on the other rows, so a caller may slice the columns over
+// threads and batch any rows together.
+//
+// y[r, j] (= or, with accumulate, +=) Σ_k x[r, k] · w[k, j] (+ bias[j]) for r < rows and
+// n0 <= j < n1: Conv1D weights [K, N], row stride ldw (>= N). scratch: scratch_floats
+// (>= rows * 16 + 1024) of room for the accumulators; rows <= 4 stream W by its rows with
+// rows * 2048 + 1024, and rows * (n1 - n0) + 1024 take the columns in one pass.
+void decode_product_in_major(int rows, int K, int n0, int n1, const float* x, long ldx,
+                             const float* w, long ldw, const float* bias, float* y, long ldy,
+                             int accumulate, float* scratch, long scratch_floats);
+// The same with PyTorch's Linear weights [N, K]: Σ_k x[r, k] · w[j, k].
+void decode_product_out_major(int rows, int K, int n0, int n1, const float* x, long ldx,
+                              const float* w, long ldw, const float* bias, float* y, long ldy,
+                              int accumulate);
+// One query of one head over its sequence's keys 0..n-1 (n >= 1; key j at k + j·pos_stride,
+// value j at v + j·pos_stride): out[hd] = Σ_j p_j v_j, p = softmax_j(scale · q·k_j + bias[j])
+// (bias: null, or n floats). scores: n floats of scratch.
+void decode_attention_row(int n, int hd, const float* q, const float* k, const float* v,
+                          long pos_stride, float scale, const float* bias, float* scores,
+                          float* out);
+
 }  // namespace PH_ISA
 }  // namespace ph
 
 #ifndef PH_ISA_KERNELS
 #define PH_ISA_KERNELS(X) \
-  X(scale_floats)
+  X(scale_floats) \
+  X(decode_product_in_major) X(decode_product_out_major) X(decode_attention_row)
 #endif
