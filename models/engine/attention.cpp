@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "models/engine/isa/kernel_table.h"
 #include "models/engine/kernels.h"
 #include "models/engine/linear.h"
 #include "models/engine/parallel.h"
@@ -51,8 +52,7 @@ void scaled_scores(const AttentionShape& shape, const AttentionSegment& seg,
       const float* table = shape.bias->table + h * shape.bias->head_stride + shape.bias->center;
       for (int t = 0; t < seg.len; ++t) {
         const float* b = table + (s->pos0 - (seg.q_pos0 + t));
-        float* row = scores + (size_t)t * total + col;
-        for (int j = 0; j < s->n; ++j) row[j] += b[j];
+        kernels().add_span(s->n, b, scores + (size_t)t * total + col);
       }
     }
     col += s->n;
@@ -184,10 +184,7 @@ void attention_backward(const AttentionShape& shape, const std::vector<Attention
         std::fill(row + visible, row + total, 0.0f);
         const float* o = seg.out + (size_t)t * seg.out_stride + (size_t)h * hd;
         const float* d = seg.dout + (size_t)t * seg.out_stride + (size_t)h * hd;
-        double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-        for (int i = 0; i < hd; ++i) acc += (double)o[i] * d[i];
-        delta[t] = (float)acc;
+        delta[t] = kernels().dot_row(hd, o, d);
       }
       const float* dout_h = seg.dout + (size_t)h * hd;
       int col = 0;
@@ -201,11 +198,8 @@ void attention_backward(const AttentionShape& shape, const std::vector<Attention
         col += s->n;
       }
       for (int t = 0; t < seg.len; ++t) {  // dS, in place of dP
-        const float* pr = p.data() + (size_t)t * total;
-        float* dr = dp.data() + (size_t)t * total;
-        const float dt = delta[t];
-#pragma omp simd
-        for (int j = 0; j < total; ++j) dr[j] = pr[j] * (dr[j] - dt);
+        kernels().softmax_backward_row(total, p.data() + (size_t)t * total, delta[t],
+                                       dp.data() + (size_t)t * total);
       }
       col = 0;
       for (size_t i = 0; i < spans.size(); ++i) {
@@ -230,10 +224,8 @@ void attention_backward(const AttentionShape& shape, const std::vector<Attention
           const size_t at = (size_t)g * c.head_stride + (size_t)j * c.pos_stride;
           const float* pk = part + (size_t)j * hd;
           const float* pv = part + (size_t)(c.n + j) * hd;
-          if (c.dk)
-            for (int i = 0; i < hd; ++i) c.dk[at + i] += pk[i];
-          if (c.dv)
-            for (int i = 0; i < hd; ++i) c.dv[at + i] += pv[i];
+          if (c.dk) kernels().add_span(hd, pk, c.dk + at);
+          if (c.dv) kernels().add_span(hd, pv, c.dv + at);
         }
         part += 2 * (size_t)c.n * hd;
       }
