@@ -8,7 +8,9 @@
 
 // The loops themselves are kernel bodies (engine/isa/), built once per instruction set
 // and called through ph::kernels() (isa.h); this file cuts the work into the threads'
-// slices and calls the active level's body per slice.
+// slices and calls the active level's body per slice. The table is taken on the calling
+// thread, before the slices: one level for the whole call, and a bad $PROMPTHOST_ISA
+// throws there, not in a pool thread (which cannot pass an exception on).
 
 namespace ph {
 
@@ -31,18 +33,20 @@ float softmax_inplace(int n, float* row) {
 
 void norm_forward(const Norm& norm, float eps, int rows, int width, const float* x, float* y,
                   float* mean, float* rstd) {
+  const KernelTable& k = kernels();
   parallel_for(rows, width, [&](long r0, long r1) {
-    kernels().norm_forward_rows(norm.w, norm.b, eps, r1 - r0, width, x + (size_t)r0 * width,
-                                y + (size_t)r0 * width, mean ? mean + r0 : nullptr, rstd + r0);
+    k.norm_forward_rows(norm.w, norm.b, eps, r1 - r0, width, x + (size_t)r0 * width,
+                        y + (size_t)r0 * width, mean ? mean + r0 : nullptr, rstd + r0);
   });
 }
 
 void norm_backward(const Norm& norm, int rows, int width, const float* x, const float* mean,
                    const float* rstd, const float* dy, float* dx, bool accumulate) {
+  const KernelTable& k = kernels();
   parallel_for(rows, width, [&](long r0, long r1) {
     const size_t at = (size_t)r0 * width;
-    kernels().norm_backward_rows(norm.w, norm.b, r1 - r0, width, x + at, mean ? mean + r0 : nullptr,
-                                 rstd + r0, dy + at, dx + at, accumulate);
+    k.norm_backward_rows(norm.w, norm.b, r1 - r0, width, x + at, mean ? mean + r0 : nullptr,
+                         rstd + r0, dy + at, dx + at, accumulate);
   });
 }
 
@@ -66,9 +70,10 @@ void RopeTable::ensure(int positions, int dim, float theta) {
 
 void rope_apply(const RopeTable& table, int rows, const int* positions, int heads, float* x, int ld,
                 bool inverse) {
+  const KernelTable& k = kernels();
   parallel_for(rows, (long)heads * table.head_dim, [&](long r0, long r1) {
-    kernels().rope_rows(table.cos.data(), table.sin.data(), table.head_dim, r1 - r0, positions + r0,
-                        heads, x + (size_t)r0 * ld, ld, inverse ? -1.0f : 1.0f);
+    k.rope_rows(table.cos.data(), table.sin.data(), table.head_dim, r1 - r0, positions + r0, heads,
+                x + (size_t)r0 * ld, ld, inverse ? -1.0f : 1.0f);
   });
 }
 
@@ -97,30 +102,34 @@ void swiglu_backward(int rows, int ffn, const float* gate_up, const float* dy, f
 }
 
 void activation_forward(Activation act, long n, const float* x, float* y) {
+  const KernelTable& k = kernels();
   parallel_for(n, 1, [&](long i0, long i1) {
-    kernels().activation_forward_span((int)act, i1 - i0, x + i0, y + i0);
+    k.activation_forward_span((int)act, i1 - i0, x + i0, y + i0);
   });
 }
 
 void activation_backward(Activation act, long n, const float* x, const float* dy, float* dx) {
+  const KernelTable& k = kernels();
   parallel_for(n, 1, [&](long i0, long i1) {
-    kernels().activation_backward_span((int)act, i1 - i0, x + i0, dy + i0, dx + i0);
+    k.activation_backward_span((int)act, i1 - i0, x + i0, dy + i0, dx + i0);
   });
 }
 
 void gated_forward(Activation act, int rows, int ffn, const float* gate_up, float* y) {
+  const KernelTable& k = kernels();
   parallel_for(rows, ffn, [&](long r0, long r1) {
-    kernels().gated_forward_rows((int)act, r1 - r0, ffn, gate_up + (size_t)r0 * 2 * ffn,
-                                 y + (size_t)r0 * ffn);
+    k.gated_forward_rows((int)act, r1 - r0, ffn, gate_up + (size_t)r0 * 2 * ffn,
+                         y + (size_t)r0 * ffn);
   });
 }
 
 void gated_backward(Activation act, int rows, int ffn, const float* gate_up, const float* dy,
                     float* dgate_up) {
+  const KernelTable& k = kernels();
   parallel_for(rows, ffn, [&](long r0, long r1) {
     const size_t at = (size_t)r0 * 2 * ffn;
-    kernels().gated_backward_rows((int)act, r1 - r0, ffn, gate_up + at, dy + (size_t)r0 * ffn,
-                                  dgate_up + at);
+    k.gated_backward_rows((int)act, r1 - r0, ffn, gate_up + at, dy + (size_t)r0 * ffn,
+                          dgate_up + at);
   });
 }
 
@@ -132,7 +141,8 @@ void copy_floats(long n, const float* src, float* dst) {
 }
 
 void add_floats(long n, const float* src, float* dst) {
-  parallel_for(n, 1, [&](long i0, long i1) { kernels().add_span(i1 - i0, src + i0, dst + i0); });
+  const KernelTable& k = kernels();
+  parallel_for(n, 1, [&](long i0, long i1) { k.add_span(i1 - i0, src + i0, dst + i0); });
 }
 
 }  // namespace ph

@@ -3,7 +3,8 @@
 //
 // Rules for every file in engine/isa/ (each is compiled three times, with
 // -march=x86-64-v2, -v3 and -v4, into namespaces ph::isa_v2, ph::isa_v3, ph::isa_v4):
-//   - include only this header and C headers (<cmath>, <cstddef>, <cstdint>): a template
+//   - include only this header, isa/exp_math.h (its shared scalar math, internal linkage)
+//     and C headers (<cmath>, <cstddef>, <cstdint>): a template
 //     or inline function from another header (std::vector, xtensor) would be emitted in
 //     each object with that level's instructions under one symbol name, and the linker
 //     could pick the AVX-512 copy for a machine without it. The test isa_symbols checks
