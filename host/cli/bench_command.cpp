@@ -27,6 +27,7 @@
 #include "host/trainer/ranks.h"
 #include "models/common/error.h"
 #include "models/engine/engine.h"
+#include "models/engine/isa.h"
 #include "models/engine/machine.h"
 #include "models/loader/random_model.h"
 
@@ -103,7 +104,7 @@ double weight_bytes_per_token(const ModelConfig& c) {
 }  // namespace
 
 int bench_command(int argc, char** argv) {
-  std::string shape, plugin, workload, model_path, seed_text;
+  std::string shape, plugin, workload, model_path, seed_text, isa_text;
   int batch = 8, seq = 128, virt = 20, steps = 10, warmup = 2, threads = 2, new_tokens = 64;
   uint64_t seed = 0;
   po::options_description desc("Options");
@@ -121,7 +122,8 @@ int bench_command(int argc, char** argv) {
     ("warmup", po::value(&warmup)->default_value(2), "untimed steps first")
     ("threads", po::value(&threads)->default_value(2), "engine threads")
     ("new", po::value(&new_tokens)->default_value(64), "tokens to generate (generate)")
-    ("seed", po::value(&seed_text)->default_value("0"), "seed of the weights and data");
+    ("seed", po::value(&seed_text)->default_value("0"), "seed of the weights and data")
+    ("isa", po::value(&isa_text), "the kernels' instruction set: x86-64-v2, x86-64-v3 or x86-64-v4 (default: $PROMPTHOST_ISA, else the CPU's widest)");
   // clang-format on
   po::variables_map vm;
   try {
@@ -155,12 +157,15 @@ int bench_command(int argc, char** argv) {
     trainer::check_int("--threads", threads, 0, trainer::kMaxThreads);
     trainer::check_int("--new", new_tokens, 1);
     seed = trainer::parse_seed("--seed", seed_text);
+    if (!isa_text.empty())
+      trainer::check_choice("--isa", isa_text, {"x86-64-v2", "x86-64-v3", "x86-64-v4"});
   } catch (const trainer::OptionError& e) {
     std::fprintf(stderr, "prompthost bench: %s\n", e.what());
     return kExitUsage;
   }
   try {
     set_num_threads(threads);
+    if (!isa_text.empty()) set_isa(parse_isa(isa_text));  // refused if the CPU lacks it
     const Model model =
         model_path.empty() ? make_random_model(shape_config(shape), seed) : load_model(model_path);
     const ModelConfig& c = model.config;
@@ -183,7 +188,8 @@ int bench_command(int argc, char** argv) {
     nlohmann::json out = {{"impl", "prompthost-" PROMPTHOST_VERSION},
                           {"shape", model_path.empty() ? shape : model_path},
                           {"method", library->descriptor().name},
-                          {"threads", threads}};
+                          {"threads", threads},
+                          {"isa", isa_name(active_isa())}};
 
     const bool seq2seq = c.stacks == Stacks::kEncoderDecoder;
     if (seq2seq && workload != "lm")

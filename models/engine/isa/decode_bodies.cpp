@@ -14,6 +14,8 @@
 
 #include "models/engine/isa/kernel_bodies.h"
 
+#include "models/engine/isa/exp_math.h"
+
 namespace ph {
 namespace PH_ISA {
 
@@ -364,11 +366,10 @@ void decode_attention_row(int n, int hd, const float* q, const float* k, const f
     scores[j] = s;
     max = s > max ? s : max;
   }
+  // the engine's exponential (exp_math.h), as the training pass's softmax uses it
+  for (int j = 0; j < n; ++j) scores[j] = exp_inline(scores[j] - max);
   double sum = 0.0;
-  for (int j = 0; j < n; ++j) {
-    scores[j] = expf(scores[j] - max);
-    sum += scores[j];
-  }
+  for (int j = 0; j < n; ++j) sum += scores[j];
   for (int i = 0; i < hd; ++i) out[i] = 0.0f;
   for (int j = 0; j < n; ++j) {
     const float p = scores[j];
