@@ -11,15 +11,12 @@ namespace ph::serve {
 struct ApiError : Error {
   ApiError(int status, std::string message, std::string type = "invalid_request_error",
            std::string param = "", std::string code = "")
-      : Error(message),
-        status(status),
-        type(std::move(type)),
-        param(std::move(param)),
+      : Error(message), status(status), type(std::move(type)), param(std::move(param)),
         code(std::move(code)) {}
-  int status;         // 400, 401, 404, 413, 429, 503, ...
-  std::string type;   // "invalid_request_error", "authentication_error", ...
-  std::string param;  // the request field at fault, or ""
-  std::string code;   // "model_not_found", "context_length_exceeded", ... or ""
+  int status;          // 400, 401, 404, 413, 429, 503, ...
+  std::string type;    // "invalid_request_error", "authentication_error", ...
+  std::string param;   // the request field at fault, or ""
+  std::string code;    // "model_not_found", "context_length_exceeded", ... or ""
 };
 
 }  // namespace ph::serve
