@@ -26,6 +26,8 @@ class RunningSequence {
 
   uint64_t request() const { return request_; }
   bool finished() const { return reason_.has_value(); }
+  // Prompt tokens not yet in the cache.
+  size_t prompt_left() const { return seq_.prompt.tokens.size() - prefilled_; }
   // Its rows of the next step: the next chunk of the prompt (at most `chunk` tokens), or
   // the last generated token. Only for a sequence not finished.
   DecodeItem next_item(int chunk);

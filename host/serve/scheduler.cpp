@@ -157,9 +157,16 @@ void Scheduler::Impl::step() {
   std::vector<DecodeItem> items;
   std::vector<RunningSequence*> owners;
   StepReport report;
+  int budget = options.prefill_budget;  // prompt tokens left for this step
   for (auto& s : active) {
     if (s->finished()) continue;
-    items.push_back(s->next_item(options.prefill_chunk));
+    int chunk = 1;  // a decoding sequence's next token
+    if (s->prompt_left() > 0) {
+      if (budget == 0) continue;  // its prompt waits for the next step
+      chunk = std::min({(int)std::min<size_t>(s->prompt_left(), options.prefill_chunk), budget});
+      budget -= chunk;
+    }
+    items.push_back(s->next_item(chunk));
     owners.push_back(s.get());
     report.rows += (int)items.back().tokens.size();
   }
@@ -240,8 +247,11 @@ void Scheduler::Impl::run() {
 
 Scheduler::Scheduler(const Model& model, SchedulerOptions options,
                      std::function<void(const StepReport&)> on_step) {
-  if (options.max_sequences < 1 || options.max_queue < 0 || options.prefill_chunk < 1)
-    throw Error("scheduler options: max_sequences and prefill_chunk must be >= 1, max_queue >= 0");
+  if (options.max_sequences < 1 || options.max_queue < 0 || options.prefill_chunk < 1 ||
+      options.prefill_budget < options.prefill_chunk)
+    throw Error(
+        "scheduler options: max_sequences and prefill_chunk must be >= 1, max_queue >= 0, "
+        "prefill_budget >= prefill_chunk");
   return_freed_caches_to_the_system();
   impl_ = std::make_unique<Impl>(model, options, std::move(on_step));
   impl_->thread = std::thread([this] { impl_->run(); });

@@ -55,6 +55,9 @@ struct SchedulerOptions {
   int max_sequences = 64;  // sequences decoded at once; more wait in the queue
   int max_queue = 256;     // sequences waiting; beyond it submit() refuses (429)
   int prefill_chunk = 64;  // prompt tokens of one sequence per step
+  // Prompt tokens of all sequences together per step (oldest first): decoding sequences
+  // are not held up by a crowd of new prompts. At least prefill_chunk.
+  int prefill_budget = 256;
 };
 
 struct SchedulerStats {

@@ -191,9 +191,11 @@ void check_cases_alone_and_together(const std::vector<Case>& cases, int max_sequ
   SchedulerOptions options;
   options.max_sequences = max_sequences;
   options.prefill_chunk = 3;
-  int widest_step = 0;
+  options.prefill_budget = 7;  // 3 + 3 + 1: some prompts wait, one is cut shorter
+  int widest_step = 0, most_rows = 0;
   Scheduler scheduler(d.model, options, [&](const StepReport& r) {
     widest_step = std::max(widest_step, r.sequences);
+    most_rows = std::max(most_rows, r.rows);
   });
   for (size_t i = 0; i < cases.size(); ++i) {
     Outcome out;
@@ -214,6 +216,8 @@ void check_cases_alone_and_together(const std::vector<Case>& cases, int max_sequ
     CHECK(outs[i]->finishes.size() == 1);
   }
   CHECK(widest_step == max_sequences);  // the requests did share steps
+  // At most the prefill budget of prompt tokens beside one token per other sequence.
+  CHECK(most_rows <= options.prefill_budget + max_sequences - 1);
   CHECK(scheduler.stats().active == 0);
   CHECK(scheduler.stats().queued == 0);
 }
