@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include <xtensor/xview.hpp>
+
 #include "cli_run.h"
 #include "host/plugin/method_instance.h"
 #include "host/plugin/method_options.h"
@@ -20,6 +22,7 @@
 #include "host/serve/api_error.h"
 #include "host/serve/scheduler.h"
 #include "host/trainer/adapter_files.h"
+#include "models/engine/batch_decode.h"
 #include "models/generate/generate.h"
 #include "test_support.h"
 
@@ -235,6 +238,23 @@ ApiError api_error(Fn fn) {
     return e;
   }
   return ApiError(0, "no ApiError was thrown");
+}
+
+// The placeholder BatchDecoder (before the batched one lands) refuses all_logits.
+bool batch_decoder_gives_all_logits(const Model& model) {
+  KVCache cache = make_kv_cache(model, 2);
+  DecodeItem item;
+  item.cache = &cache;
+  item.tokens = {1, 2};
+  item.all_logits = true;
+  std::vector<xt::xtensor<float, 2>> logits;
+  try {
+    BatchDecoder(model).step({item}, logits);
+  } catch (const Error& e) {
+    if (std::string(e.what()).find("not implemented") != std::string::npos) return false;
+    throw;
+  }
+  return true;
 }
 
 }  // namespace
@@ -598,4 +618,40 @@ TEST_CASE("the registry lists its adapters and refuses bad names, folders and pr
   CHECK(prepare_error("demo", "", long_text).code == "context_length_exceeded");
   AdapterRegistry no_tokenizer(d.model, nullptr, "demo", {});
   CHECK(api_error([&] { no_tokenizer.prepare("demo", "", text); }).param == "prompt");
+}
+
+TEST_CASE("on_prompt_logits gets the logits at every prompt token, over prefill chunks",
+          "[serve]") {
+  const Demo& d = demo();
+  if (!batch_decoder_gives_all_logits(d.model)) {
+    WARN("SKIPPED: this BatchDecoder (the placeholder) has no all_logits");
+    return;
+  }
+  AdapterRegistry registry(d.model, d.tokenizer.get(), "demo", {});
+  d.load_all(registry);
+  SchedulerOptions options;
+  options.prefill_chunk = 3;
+  Scheduler scheduler(d.model, options);
+  for (const char* model : {"demo", "ptune", "prefix"}) {
+    Outcome out;
+    SequenceRequest r =
+        request_for(registry, {model, "The best way to predict the future", 2, 0, 0}, out);
+    xt::xtensor<float, 2> prompt_logits;
+    r.on_prompt_logits = [&](const xt::xtensor<float, 2>& logits) { prompt_logits = logits; };
+    const PreparedPrompt p = r.prompt;
+    REQUIRE(submit_one(scheduler, std::move(r)) > 0);
+    out.wait();
+    INFO(model);
+    REQUIRE(out.finishes == std::vector<FinishReason>{FinishReason::kLength});
+    REQUIRE(prompt_logits.shape(0) == p.tokens.size());
+    REQUIRE(prompt_logits.shape(1) == size_t(d.model.config.vocab_size));
+    // Row i: the logits after prompt token i, as extend() gives them one token at a time.
+    KVCache cache = p.injection->start(d.model, p.injection->length() + (int)p.tokens.size());
+    const xt::xtensor<float, 2> rows = p.virtual_rows ? *p.virtual_rows : xt::xtensor<float, 2>{};
+    for (size_t i = 0; i < p.tokens.size(); ++i) {
+      const xt::xtensor<float, 1> expected = extend(d.model, cache, {p.tokens[i]}, rows);
+      const xt::xtensor<float, 1> got = xt::view(prompt_logits, i, xt::all());
+      CHECK(got == expected);
+    }
+  }
 }
