@@ -40,6 +40,21 @@ bool built_with_mpi() {
 #endif
 }
 
+void sum_gradients(const std::vector<ParamRef>& refs, Ranks& ranks) {
+  if (!ranks.distributed()) return;
+  size_t total = 0;
+  for (const ParamRef& r : refs) total += r.numel;
+  std::vector<float> all(total);
+  size_t at = 0;
+  for (const ParamRef& r : refs) std::copy_n(r.grad, r.numel, all.data() + at), at += r.numel;
+  ranks.sum(all.data(), all.size());
+  at = 0;
+  // The optimizer only reads gradients (ParamRef), but they are the plugin's and the
+  // head's own writable gradient buffers.
+  for (const ParamRef& r : refs)
+    std::copy_n(all.data() + at, r.numel, const_cast<float*>(r.grad)), at += r.numel;
+}
+
 std::vector<int> rank_share(const std::vector<int>& batch, const std::vector<int>& lengths,
                             int rank, int size) {
   if (size <= 1) return batch;
@@ -101,8 +116,9 @@ namespace {
 void wait_all(std::vector<MPI_Request>& requests, const std::vector<int>& peer, double timeout,
               const char* what, Ranks& ranks) {
   const auto start = std::chrono::steady_clock::now();
-  auto pause = std::chrono::microseconds(20);
-  for (;;) {
+  // Most exchanges complete within microseconds: poll, yielding, before sleeping.
+  auto pause = std::chrono::microseconds(50);
+  for (int polls = 0;; ++polls) {
     int done = 0;
     MPI_Testall((int)requests.size(), requests.data(), &done, MPI_STATUSES_IGNORE);
     if (done) return;
@@ -121,8 +137,12 @@ void wait_all(std::vector<MPI_Request>& requests, const std::vector<int>& peer, 
                       "checkpoint)",
                   1);
     }
+    if (polls < 2000) {
+      std::this_thread::yield();
+      continue;
+    }
     std::this_thread::sleep_for(pause);
-    if (pause < std::chrono::milliseconds(2)) pause *= 2;
+    if (pause < std::chrono::milliseconds(1)) pause *= 2;
   }
 }
 

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "host/trainer/optimizer.h"
+
 namespace ph::trainer {
 
 class Ranks {
@@ -63,6 +65,10 @@ class Ranks {
   [[maybe_unused]] unsigned tag_ = 0;
   [[maybe_unused]] bool mpi_ = false;
 };
+
+// Every rank's gradients (the optimizer's parameters' grad buffers) summed in rank order,
+// in one exchange. No-op alone.
+void sum_gradients(const std::vector<ParamRef>& refs, Ranks& ranks);
 
 // Whether this build can run under mpirun with several ranks.
 bool built_with_mpi();

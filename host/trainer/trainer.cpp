@@ -173,21 +173,6 @@ std::shared_ptr<host::PluginLibrary> resumed_plugin(const std::string& saved,
   return library;
 }
 
-// Every rank's gradients summed (in rank order), in one exchange.
-void sum_gradients(const std::vector<ParamRef>& refs, Ranks& ranks) {
-  size_t total = 0;
-  for (const ParamRef& r : refs) total += r.numel;
-  std::vector<float> all(total);
-  size_t at = 0;
-  for (const ParamRef& r : refs) std::copy_n(r.grad, r.numel, all.data() + at), at += r.numel;
-  ranks.sum(all.data(), all.size());
-  at = 0;
-  // The optimizer only reads gradients (ParamRef), but they are the plugin's and the
-  // head's own writable gradient buffers.
-  for (const ParamRef& r : refs)
-    std::copy_n(all.data() + at, r.numel, const_cast<float*>(r.grad)), at += r.numel;
-}
-
 }  // namespace
 
 TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
