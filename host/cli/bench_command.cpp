@@ -23,6 +23,7 @@
 #include "host/plugin/plugin_discovery.h"
 #include "host/trainer/optimizer.h"
 #include "host/trainer/option_checks.h"
+#include "host/trainer/ranks.h"
 #include "models/common/error.h"
 #include "models/engine/engine.h"
 #include "models/engine/machine.h"
@@ -270,22 +271,46 @@ int bench_command(int argc, char** argv) {
       trainer::AdamWOptions adamw;
       trainer::AdamW optimizer(adamw, numels);
       TrainingPass pass(model);
+      // Under mpirun each rank runs its share of the batch (split by tokens, as `prompthost
+      // train` does), and the ranks sum their gradients before the step: the exchange is
+      // timed on its own.
+      trainer::Ranks& ranks = trainer::Ranks::world();
+      std::vector<Sequence> share;
+      {
+        std::vector<int> all(batch), lengths;
+        for (int i = 0; i < batch; ++i) all[i] = i, lengths.push_back((int)data[i].tokens.size());
+        for (int i : trainer::rank_share(all, lengths, ranks.rank(), ranks.size()))
+          share.push_back(data[i]);
+      }
+      const int share_batch = (int)share.size();
+      double exchange_seconds = 0.0, wait_seconds = 0.0;
       int step_no = 0;
       auto step = [&] {
         method.zero_grad();
-        Injection inj = method.forward(batch, {}, true, step_no);
-        inj.head = head;
-        pass.forward(data, inj);
-        InjectionGrad grad;
-        pass.backward(grad);
-        method.backward(batch, {}, grad, step_no);
-        for (auto& [name, g] : head_grad) {  // into the buffers the optimizer reads
-          const auto& src = grad.head.at(name);
-          std::copy(src.begin(), src.end(), g.begin());
+        if (share_batch > 0) {
+          Injection inj = method.forward(share_batch, {}, true, step_no);
+          inj.head = head;
+          pass.forward(share, inj);
+          InjectionGrad grad;
+          pass.backward(grad);
+          method.backward(share_batch, {}, grad, step_no);
+          for (auto& [name, g] : head_grad) {  // into the buffers the optimizer reads
+            const auto& src = grad.head.at(name);
+            std::copy(src.begin(), src.end(), g.begin());
+          }
+        }
+        if (ranks.distributed()) {  // waiting for the slowest rank, then the exchange itself
+          const auto t0 = Clock::now();
+          ranks.barrier();
+          const auto t1 = Clock::now();
+          trainer::sum_gradients(refs, ranks);
+          wait_seconds += std::chrono::duration<double>(t1 - t0).count();
+          exchange_seconds += std::chrono::duration<double>(Clock::now() - t1).count();
         }
         optimizer.update(refs, 1e-3, ++step_no);
       };
       for (int w = 0; w < warmup; ++w) step();
+      exchange_seconds = wait_seconds = 0.0;
       std::vector<double> times, cpu_times;
       for (int i = 0; i < steps; ++i) {
         const auto t0 = Clock::now();
@@ -311,8 +336,18 @@ int bench_command(int argc, char** argv) {
                   {"gflops_best", round2(gflop / fastest)},
                   {"sgemm_gflops", round2(sgemm)},
                   {"sgemm_fraction", round2(gflop / fastest / sgemm)}});
+      if (ranks.distributed()) {  // the whole batch's tokens; each rank's own GEMM rate
+        double total = 0.0;
+        for (const auto& t : times) total += t;
+        out.update({{"ranks", ranks.size()},
+                    {"wait_ms_mean", round2(wait_seconds / steps * 1e3)},
+                    {"exchange_ms_mean", round2(exchange_seconds / steps * 1e3)},
+                    {"exchange_share", std::round(exchange_seconds / total * 1e5) / 1e5}});
+      }
     }
-    std::printf("%s\n", out.dump().c_str());
+    trainer::Ranks& ranks = trainer::Ranks::world();
+    if (ranks.root()) std::printf("%s\n", out.dump().c_str());  // under mpirun: rank 0 reports
+    ranks.finalize();
     return kExitOk;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prompthost bench: %s\n", e.what());

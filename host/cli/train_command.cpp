@@ -1,9 +1,11 @@
 // `prompthost train`: train a method plugin's soft prompt on a frozen model.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/program_options.hpp>
@@ -15,10 +17,11 @@
 #include "host/cli/tokenizer_path.h"
 #include "host/plugin/method_options.h"
 #include "host/plugin/plugin_discovery.h"
+#include "host/plugin/plugin_watchdog.h"
 #include "host/trainer/json_fields.h"
 #include "host/trainer/option_checks.h"
-#include "host/plugin/plugin_watchdog.h"
 #include "host/trainer/progress.h"
+#include "host/trainer/ranks.h"
 #include "host/trainer/run_files.h"
 #include "host/trainer/trainer.h"
 #include "models/common/error.h"
@@ -33,7 +36,7 @@ const char kPrefix[] = "prompthost train: ";
 
 po::options_description train_options(trainer::TrainConfig& c, std::string& config_file,
                                       std::string& resume, std::string& seed,
-                                      double& plugin_timeout) {
+                                      double& plugin_timeout, double& rank_timeout) {
   po::options_description d("Options");
   // clang-format off
   d.add_options()
@@ -64,7 +67,10 @@ po::options_description train_options(trainer::TrainConfig& c, std::string& conf
     ("weight-decay", po::value(&c.adamw.weight_decay)->default_value(0.0, "0"), "AdamW weight decay")
     ("max-grad-norm", po::value(&c.adamw.max_grad_norm)->default_value(1.0, "1"), "clip the gradient norm; 0: no clipping")
     ("seed", po::value(&seed)->default_value("0"), "seed: the same seed, machine and --threads give the same run bit for bit")
-    ("threads", po::value(&c.threads)->default_value(0), "threads for the engine; 0: all cores")
+    ("threads", po::value(&c.threads)->default_value(0), "threads for the engine; 0: all cores "
+     "(under mpirun: the cores shared among the machine's ranks)")
+    ("rank-timeout", po::value(&rank_timeout)->default_value(600, "600"), "under mpirun: seconds "
+     "a rank waits for the others at an exchange before stopping the job, naming the late ranks")
     ("set", po::value(&c.set)->composing(), "a plugin option, key=value (repeatable); see --plugin X --help")
     ("config", po::value(&config_file), "an adapter_config.json whose fields set the plugin's options")
     ("resume", po::value(&resume), "continue the run saved in this folder, with its settings "
@@ -118,7 +124,7 @@ std::string method_name(const std::string& plugin) {
 // The bundled demo's per-method settings (models/demo/train-defaults.json: those of the
 // PyTorch reference runs), for what the command line left at its defaults.
 void apply_demo_defaults(trainer::TrainConfig& c, const po::variables_map& vm,
-                         const std::string& method) {
+                         const std::string& method, bool show) {
   const std::string file = bundled_demo_path("train-defaults.json");
   if (!std::filesystem::exists(file)) return;
   const nlohmann::json all = trainer::read_json(file);
@@ -133,23 +139,24 @@ void apply_demo_defaults(trainer::TrainConfig& c, const po::variables_map& vm,
   std::vector<std::string> set;
   for (const auto& [key, value] : options.items()) {
     const std::string prefix = key + "=";  // (clang 14 cannot capture a structured binding)
-    const bool given = std::any_of(c.set.begin(), c.set.end(), [&](const std::string& kv) {
-      return kv.rfind(prefix, 0) == 0;
-    });
+    const bool given = std::any_of(c.set.begin(), c.set.end(),
+                                   [&](const std::string& kv) { return kv.rfind(prefix, 0) == 0; });
     if (!given)
       set.push_back(key + "=" + (value.is_string() ? value.get<std::string>() : value.dump()));
   }
   c.set.insert(c.set.begin(), set.begin(), set.end());
   std::string shown;
   for (const auto& kv : set) shown += " --set " + kv;
-  std::printf("bundled demo: %s with --lr %g --epochs %d%s (%s)\n", method.c_str(), c.lr, c.epochs,
-              shown.c_str(), file.c_str());
+  if (show)
+    std::printf("bundled demo: %s with --lr %g --epochs %d%s (%s)\n", method.c_str(), c.lr,
+                c.epochs, shown.c_str(), file.c_str());
 }
 
-void print_report(const trainer::TrainSummary& s) {
-  std::printf("\n%s: %d steps in %s, %zu trainable parameters, last loss %.4f\n", s.plugin.c_str(),
-              s.steps, trainer::format_duration(s.seconds).c_str(), s.trainable_parameters,
-              s.last_loss);
+void print_report(const trainer::TrainSummary& s, int ranks) {
+  const std::string on = ranks > 1 ? " on " + std::to_string(ranks) + " ranks" : "";
+  std::printf("\n%s: %d steps in %s%s, %zu trainable parameters, last loss %.4f\n",
+              s.plugin.c_str(), s.steps, trainer::format_duration(s.seconds).c_str(), on.c_str(),
+              s.trainable_parameters, s.last_loss);
   if (s.evaluated) {
     std::printf("  eval loss        %.4f -> %.4f\n", s.before.loss, s.after.loss);
     if (s.after.classification) {
@@ -175,13 +182,22 @@ void print_report(const trainer::TrainSummary& s) {
               s.output_dir.c_str(), task.c_str());
 }
 
+// Under mpirun with --threads 0: the machine's cores shared among its ranks (two ranks
+// with all cores each would fight over them).
+int threads_per_rank() {
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
+  return std::max(1, (int)std::thread::hardware_concurrency() / ranks_here);
+}
+
 }  // namespace
 
 int train_command(int argc, char** argv) {
   trainer::TrainConfig c;
   std::string config_file, resume, seed;
   double plugin_timeout = 0;
-  const auto desc = train_options(c, config_file, resume, seed, plugin_timeout);
+  double rank_timeout = 600;
+  const auto desc = train_options(c, config_file, resume, seed, plugin_timeout, rank_timeout);
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
@@ -197,6 +213,7 @@ int train_command(int argc, char** argv) {
   try {
     c.seed = trainer::parse_seed("--seed", seed);
     trainer::check_int("--warmup-steps", c.warmup_steps, 0);
+    trainer::check_number("--rank-timeout", rank_timeout, 1.0, 1e7);
     trainer::check_train_options(c);
   } catch (const trainer::OptionError& e) {
     std::fprintf(stderr, "%s%s\n(see prompthost train --help)\n", kPrefix, e.what());
@@ -207,14 +224,18 @@ int train_command(int argc, char** argv) {
     std::fprintf(stderr, "%s--plugin is required (see prompthost plugins)\n", kPrefix);
     return kExitUsage;
   }
+  trainer::Ranks* ranks = nullptr;
   try {
+    ranks = &trainer::Ranks::world();  // under mpirun: this process's rank
+    ranks->set_timeout(rank_timeout);
+    if (ranks->distributed() && c.threads == 0) c.threads = threads_per_rank();
     if (resume.empty()) {
       const bool demo = vm["model"].defaulted();
       if (c.data.empty() && demo) {  // the bundled defaults: the demo model's topic task
         c.data = bundled_demo_path("tasks/topic/train.jsonl");
         if (c.eval_data.empty()) c.eval_data = bundled_demo_path("tasks/topic/test.jsonl");
       }
-      if (demo) apply_demo_defaults(c, vm, method_name(c.plugin));
+      if (demo) apply_demo_defaults(c, vm, method_name(c.plugin), ranks->root());
       if (c.data.empty()) {
         std::fprintf(stderr, "%s--data is required with --model\n", kPrefix);
         return kExitUsage;
@@ -225,16 +246,22 @@ int train_command(int argc, char** argv) {
     }
     const host::PluginWatchdog watchdog(plugin_timeout);
     const trainer::TrainSummary summary = trainer::train(c, resume);
-    if (summary.already_finished)
+    if (ranks->root() && summary.already_finished)
       std::printf("%s: the run already finished at step %d of %d; nothing to resume\n",
                   summary.output_dir.c_str(), summary.steps, summary.total_steps);
-    else
-      print_report(summary);
+    else if (ranks->root())
+      print_report(summary, ranks->size());
+    ranks->finalize();
     return kExitOk;
   } catch (const trainer::OptionError& e) {
+    // Under mpirun every rank stops the job: the others would wait for it forever.
+    if (ranks && ranks->distributed())
+      ranks->abort(kPrefix + ranks->prefix() + e.what(), kExitUsage);
     std::fprintf(stderr, "\n%s%s\n(see prompthost train --help)\n", kPrefix, e.what());
     return kExitUsage;
   } catch (const std::exception& e) {
+    if (ranks && ranks->distributed())
+      ranks->abort(kPrefix + ranks->prefix() + e.what(), kExitFailure);
     std::fprintf(stderr, "\n%s%s\n", kPrefix, e.what());
     return kExitFailure;
   }

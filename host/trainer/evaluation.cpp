@@ -7,6 +7,8 @@
 
 #include <xtensor/xview.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "models/engine/engine.h"
 #include "models/generate/generate.h"
 #include "models/generate/seq2seq_generate.h"
@@ -85,38 +87,173 @@ std::string ids_text(const std::vector<int32_t>& ids) {
   return s;
 }
 
-// Exact match of each example's greedy output (text data: trimmed text; token-id data:
-// the ids, without a final stop token in the expected ones).
-void exact_match(const Model& model, const Tokenizer* tokenizer, host::MethodInstance& method,
-                 const std::vector<Example>& examples, const std::vector<Encoded>& encoded,
-                 EvalResult& r) {
-  const std::vector<int32_t> stops = stop_ids(model.config, tokenizer ? tokenizer->eos_id() : -1);
-  std::set<std::string> outputs;  // a classifier's labels, say
-  for (const auto& ex : examples)
-    outputs.insert(ex.ids ? ids_text(ex.output_ids) : trim(ex.output));
-  int hits = 0, known = 0;
-  for (size_t i = 0; i < examples.size(); ++i) {
-    const Example& ex = examples[i];
-    std::string want;
-    int budget = 0;
-    if (ex.ids) {
-      std::vector<int32_t> expected = ex.output_ids;
-      if (!expected.empty() && std::count(stops.begin(), stops.end(), expected.back()))
-        expected.pop_back();
-      want = ids_text(expected);
-      budget = (int)expected.size() + 1;
-    } else {
-      want = trim(ex.output);
-      budget = (int)tokenizer->encode(ex.output).size() + 4;
-    }
-    const auto ids = generate_output(model, method, encoded[i], budget, stops);
-    r.generated.push_back(ex.ids ? ids_text(ids) : tokenizer->decode(ids));
-    const std::string got = ex.ids ? r.generated.back() : trim(r.generated.back());
-    hits += got == want;
-    known += outputs.count(got) > 0;
+// What evaluation finds for one example; the result is a sum over these in example
+// order, so examples can be evaluated in parts (by the ranks of a distributed run).
+struct ExampleEval {
+  double nll = 0.0;  // summed over its scored tokens
+  int scored = 0;
+  int predicted = -1;  // SEQ_CLS
+  std::string generated;
+  bool hit = false, known = false, rank_hit = false;
+};
+
+nlohmann::json to_json(const ExampleEval& e) {
+  return {e.nll, e.scored, e.predicted, e.generated, e.hit, e.known, e.rank_hit};
+}
+
+ExampleEval example_from_json(const nlohmann::json& j) {
+  ExampleEval e;
+  e.nll = j.at(0).get<double>();
+  e.scored = j.at(1).get<int>();
+  e.predicted = j.at(2).get<int>();
+  e.generated = j.at(3).get<std::string>();
+  e.hit = j.at(4).get<bool>();
+  e.known = j.at(5).get<bool>();
+  e.rank_hit = j.at(6).get<bool>();
+  return e;
+}
+
+// What the examples' evaluations share: the outputs of the whole data (exact match asks
+// whether a generated output is one of them; rank accuracy ranks them all).
+struct EvalData {
+  std::set<std::string> outputs;
+  std::vector<Example> candidates;
+  std::vector<int> answer;  // per example: its output's candidate
+};
+
+EvalData eval_data(const std::vector<Example>& examples) {
+  EvalData d;
+  std::map<std::string, int> index;  // by the output's text (or ids)
+  for (const auto& ex : examples) {
+    d.outputs.insert(ex.ids ? ids_text(ex.output_ids) : trim(ex.output));
+    const std::string key = ex.ids ? "ids " + ids_text(ex.output_ids) : ex.output;
+    const auto added = index.emplace(key, (int)d.candidates.size());
+    if (added.second) d.candidates.push_back(ex);
+    d.answer.push_back(added.first->second);
   }
-  r.exact_match = examples.empty() ? 0.0 : (double)hits / examples.size();
-  r.known_output = examples.empty() ? 0.0 : (double)known / examples.size();
+  return d;
+}
+
+// Exact match of example i's greedy output (text data: trimmed text; token-id data: the
+// ids, without a final stop token in the expected ones).
+void exact_match(const Model& model, const Tokenizer* tokenizer, host::MethodInstance& method,
+                 const Example& ex, const Encoded& encoded, const EvalData& data,
+                 const std::vector<int32_t>& stops, ExampleEval& r) {
+  std::string want;
+  int budget = 0;
+  if (ex.ids) {
+    std::vector<int32_t> expected = ex.output_ids;
+    if (!expected.empty() && std::count(stops.begin(), stops.end(), expected.back()))
+      expected.pop_back();
+    want = ids_text(expected);
+    budget = (int)expected.size() + 1;
+  } else {
+    want = trim(ex.output);
+    budget = (int)tokenizer->encode(ex.output).size() + 4;
+  }
+  const auto ids = generate_output(model, method, encoded, budget, stops);
+  r.generated = ex.ids ? ids_text(ids) : tokenizer->decode(ids);
+  const std::string got = ex.ids ? r.generated : trim(r.generated);
+  r.hit = got == want;
+  r.known = data.outputs.count(got) > 0;
+}
+
+// Rank accuracy of example i: is its expected output the most likely of all candidates?
+bool rank_hit(const Model& model, const Tokenizer* tokenizer, host::MethodInstance& method,
+              const Example& ex, const Encoded& encoded, int answer, const EvalData& data,
+              const EvalOptions& options) {
+  std::vector<Encoded> variants;  // the example with each candidate output
+  for (const auto& c : data.candidates) {
+    Example v = ex;
+    v.output = c.output;
+    v.output_ids = c.output_ids;
+    variants.push_back(encode_for_task(v, tokenizer, options.encoding, "candidate"));
+    variants.back().task = encoded.task;
+  }
+  std::vector<const Encoded*> ptrs;
+  for (const auto& v : variants) ptrs.push_back(&v);
+  const auto scores = sequence_nll(model, method, ptrs, (int)ptrs.size(), options.head);
+  return (int)(std::min_element(scores.begin(), scores.end()) - scores.begin()) == answer;
+}
+
+bool ranks_candidates(const EvalData& data, const EvalOptions& options) {
+  return data.candidates.size() >= 2 && (int)data.candidates.size() <= options.max_rank_candidates;
+}
+
+// Examples [begin, end) evaluated.
+std::vector<ExampleEval> evaluate_examples(const Model& model, const Tokenizer* tokenizer,
+                                           host::MethodInstance& method,
+                                           const std::vector<Example>& examples,
+                                           const std::vector<Encoded>& encoded,
+                                           const EvalOptions& options, const EvalData& data,
+                                           size_t begin, size_t end) {
+  std::vector<const Encoded*> items;
+  for (size_t i = begin; i < end; ++i) items.push_back(&encoded[i]);
+  std::vector<int> scored;
+  const bool classification = model.config.task == TaskType::kSeqCls;
+  std::vector<xt::xtensor<float, 2>> logits;
+  const auto nll = sequence_nll(model, method, items, options.batch_size, options.head, &scored,
+                                classification ? &logits : nullptr);
+  std::vector<ExampleEval> out(end - begin);
+  for (size_t k = 0; k < out.size(); ++k) {
+    out[k].nll = nll[k];
+    out[k].scored = scored[k];
+    if (classification)
+      out[k].predicted = (int)std::distance(logits[k].begin(),
+                                            std::max_element(logits[k].begin(), logits[k].end()));
+  }
+  const bool has_outputs = !examples.empty() && examples[0].has_output;
+  if (classification || !has_outputs) return out;
+  const std::vector<int32_t> stops = stop_ids(model.config, tokenizer ? tokenizer->eos_id() : -1);
+  for (size_t i = begin; i < end; ++i) {
+    ExampleEval& r = out[i - begin];
+    if (options.generate)
+      exact_match(model, tokenizer, method, examples[i], encoded[i], data, stops, r);
+    if (ranks_candidates(data, options))
+      r.rank_hit = rank_hit(model, tokenizer, method, examples[i], encoded[i], data.answer[i], data,
+                            options);
+  }
+  return out;
+}
+
+// The result of every example's evaluation, summed in example order.
+EvalResult aggregate(const Model& model, const std::vector<Example>& examples,
+                     const std::vector<Encoded>& encoded, const EvalOptions& options,
+                     const EvalData& data, const std::vector<ExampleEval>& each) {
+  EvalResult r;
+  r.examples = (int)examples.size();
+  double total = 0.0;
+  for (const ExampleEval& e : each) total += e.nll, r.scored_tokens += e.scored;
+  r.loss = r.scored_tokens ? total / r.scored_tokens : 0.0;
+  r.perplexity = std::exp(r.loss);
+  r.classification = model.config.task == TaskType::kSeqCls;
+  if (r.classification) {
+    r.labels = model.config.labels;
+    std::vector<const Encoded*> items;
+    for (const auto& e : encoded) items.push_back(&e);
+    for (const ExampleEval& e : each) r.predicted.push_back(e.predicted);
+    classification_metrics(items, r);
+    return r;
+  }
+  r.has_outputs = !examples.empty() && examples[0].has_output;
+  if (!r.has_outputs) return r;
+  const double n = (double)examples.size();
+  if (options.generate) {
+    int hits = 0, known = 0;
+    for (const ExampleEval& e : each) {
+      r.generated.push_back(e.generated);
+      hits += e.hit;
+      known += e.known;
+    }
+    r.exact_match = hits / n;
+    r.known_output = known / n;
+  }
+  r.rank_candidates = (int)data.candidates.size();
+  if (!ranks_candidates(data, options)) return r;
+  int hits = 0;
+  for (const ExampleEval& e : each) hits += e.rank_hit;
+  r.rank_accuracy = hits / n;
+  return r;
 }
 
 }  // namespace
@@ -166,62 +303,23 @@ std::vector<int32_t> generate_output(const Model& model, host::MethodInstance& m
 
 EvalResult evaluate(const Model& model, const Tokenizer* tokenizer, host::MethodInstance& method,
                     const std::vector<Example>& examples, const std::vector<Encoded>& encoded,
-                    const EvalOptions& options) {
-  EvalResult r;
-  r.examples = (int)examples.size();
-  std::vector<const Encoded*> items;
-  for (const auto& e : encoded) items.push_back(&e);
-  std::vector<int> scored;
-  r.classification = model.config.task == TaskType::kSeqCls;
-  std::vector<xt::xtensor<float, 2>> logits;
-  const auto nll = sequence_nll(model, method, items, options.batch_size, options.head, &scored,
-                                r.classification ? &logits : nullptr);
-  double total = 0.0;
-  for (size_t i = 0; i < nll.size(); ++i) total += nll[i], r.scored_tokens += scored[i];
-  r.loss = r.scored_tokens ? total / r.scored_tokens : 0.0;
-  r.perplexity = std::exp(r.loss);
-  if (r.classification) {
-    r.labels = model.config.labels;
-    for (const auto& l : logits)
-      r.predicted.push_back((int)std::distance(l.begin(), std::max_element(l.begin(), l.end())));
-    classification_metrics(items, r);
-    return r;
-  }
-  r.has_outputs = !examples.empty() && examples[0].has_output;
-  if (!r.has_outputs) return r;
-
-  if (options.generate) exact_match(model, tokenizer, method, examples, encoded, r);
-
-  // rank accuracy: the expected output must be the most likely of the distinct outputs
-  std::map<std::string, int> index;  // by the output's text (or ids)
-  std::vector<Example> candidates;
-  std::vector<int> answer;
-  for (const auto& ex : examples) {
-    const std::string key = ex.ids ? "ids " + ids_text(ex.output_ids) : ex.output;
-    const auto added = index.emplace(key, (int)candidates.size());
-    if (added.second) candidates.push_back(ex);
-    answer.push_back(added.first->second);
-  }
-  r.rank_candidates = (int)candidates.size();
-  if (candidates.size() < 2 || (int)candidates.size() > options.max_rank_candidates) return r;
-  int hits = 0;
-  for (size_t i = 0; i < examples.size(); ++i) {
-    std::vector<Encoded> variants;  // the example with each candidate output
-    for (const auto& c : candidates) {
-      Example v = examples[i];
-      v.output = c.output;
-      v.output_ids = c.output_ids;
-      variants.push_back(encode_for_task(v, tokenizer, options.encoding, "candidate"));
-      variants.back().task = encoded[i].task;
-    }
-    std::vector<const Encoded*> ptrs;
-    for (const auto& v : variants) ptrs.push_back(&v);
-    const auto scores = sequence_nll(model, method, ptrs, (int)ptrs.size(), options.head);
-    const int best = (int)(std::min_element(scores.begin(), scores.end()) - scores.begin());
-    hits += best == answer[i];
-  }
-  r.rank_accuracy = (double)hits / examples.size();
-  return r;
+                    const EvalOptions& options, Ranks* ranks) {
+  const EvalData data = eval_data(examples);
+  const size_t n = examples.size();
+  if (!ranks || !ranks->distributed())
+    return aggregate(
+        model, examples, encoded, options, data,
+        evaluate_examples(model, tokenizer, method, examples, encoded, options, data, 0, n));
+  // Consecutive parts of the examples, one per rank, then every rank's records to all.
+  const size_t size = ranks->size(), rank = ranks->rank();
+  const auto mine = evaluate_examples(model, tokenizer, method, examples, encoded, options, data,
+                                      n * rank / size, n * (rank + 1) / size);
+  nlohmann::json records = nlohmann::json::array();
+  for (const ExampleEval& e : mine) records.push_back(to_json(e));
+  std::vector<ExampleEval> each;
+  for (const std::string& part : ranks->gather(records.dump()))
+    for (const auto& j : nlohmann::json::parse(part)) each.push_back(example_from_json(j));
+  return aggregate(model, examples, encoded, options, data, each);
 }
 
 }  // namespace ph::trainer

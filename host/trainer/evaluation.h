@@ -9,6 +9,7 @@
 
 #include "host/plugin/method_instance.h"
 #include "host/trainer/dataset.h"
+#include "host/trainer/ranks.h"
 #include "host/trainer/task_encoding.h"
 #include "models/tokenizer/tokenizer.h"
 
@@ -47,9 +48,11 @@ struct EvalOptions {
 
 // `encoded` are the examples encoded with options.encoding (same order). `tokenizer` may
 // be null for token-id data (generated outputs are then compared and shown as ids).
+// With `ranks` of a distributed run, each rank evaluates consecutive examples of its own
+// and every rank returns the result of all of them (call it on every rank).
 EvalResult evaluate(const Model& model, const Tokenizer* tokenizer, host::MethodInstance& method,
                     const std::vector<Example>& examples, const std::vector<Encoded>& encoded,
-                    const EvalOptions& options);
+                    const EvalOptions& options, Ranks* ranks = nullptr);
 
 // Greedy continuation of one encoded example's prompt (tokens before its output) with
 // the method's injection; returns the generated ids, up to (not including) the first of

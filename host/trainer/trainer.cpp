@@ -16,6 +16,7 @@
 #include "host/trainer/loop_state.h"
 #include "host/trainer/option_checks.h"
 #include "host/trainer/progress.h"
+#include "host/trainer/ranks.h"
 #include "host/trainer/run_files.h"
 #include "host/trainer/run_folder.h"
 #include "host/trainer/run_inputs.h"
@@ -94,7 +95,9 @@ RunStart start_new_run(const TrainConfig& given) {
   if (given.data.empty()) throw Error("no training data (--data FILE)");
   if (given.output_dir.empty()) throw Error("no output folder (--output DIR)");
   check_train_options(given);
-  prepare_output_folder(given.output_dir, given.overwrite);
+  Ranks& ranks = Ranks::world();
+  if (ranks.root()) prepare_output_folder(given.output_dir, given.overwrite);
+  ranks.barrier();
   RunStart r;
   r.cfg = given;
   r.inputs = RunInputs::of_new_run(given);
@@ -106,7 +109,10 @@ RunStart start_new_run(const TrainConfig& given) {
 RunStart start_resumed_run(const TrainConfig& given, const std::string& dir) {
   check_int("--threads", given.threads, 0, kMaxThreads);
   check_int("--stop-after", given.stop_after, 0);
-  for (const std::string& line : recover_run_folder(dir)) note(line);
+  Ranks& ranks = Ranks::world();
+  if (ranks.root())  // one rank repairs the folder; the others read it after
+    for (const std::string& line : recover_run_folder(dir)) note(line);
+  ranks.barrier();
   check_resume_folder(dir);
   RunStart r;
   r.state_file = (fs::path(dir) / kTrainerStateFile).string();
@@ -126,13 +132,14 @@ RunStart start_resumed_run(const TrainConfig& given, const std::string& dir) {
   r.loop = LoopState::from_json(json_member(st, "loop", place), r.saved_total_steps, r.state_file);
   r.task_names = json_field<std::vector<std::string>>(st, "task_names", place);
   r.saved_options = json_member(st, "options", place);
-  if (!verify_checkpoint(dir, st, r.loop.step))
+  if (!verify_checkpoint(dir, st, r.loop.step) && ranks.root())
     note("warning: " + r.state_file +
          " has no manifest (an older PromptHost's): its files cannot be checked to be of step " +
          std::to_string(r.loop.step));
   std::vector<std::string> warnings;
   r.inputs = RunInputs::of_resumed_run(st, r.cfg, given, r.state_file, warnings);
-  for (const std::string& w : warnings) note("warning: " + w);
+  if (ranks.root())
+    for (const std::string& w : warnings) note("warning: " + w);
   return r;
 }
 
@@ -277,7 +284,9 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   summary.task_names = task_names;
   summary.total_steps = total_steps;
   summary.truncated_examples = train_data.truncated_examples;
-  Progress progress(total_steps, cfg.log_every, cfg.quiet);
+  // A distributed run: rank 0 alone writes files and shows progress; every rank trains.
+  Ranks& ranks = Ranks::world();
+  Progress progress(total_steps, cfg.log_every, cfg.quiet || !ranks.root());
   if (train_data.truncated_examples)
     progress.message(std::to_string(train_data.truncated_examples) + " of " + std::to_string(n) +
                      " training examples were cut to " +
@@ -285,7 +294,7 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
 
   // Ready to train: the run this one overwrites goes now, so that a kill from here on
   // leaves this run's checkpoint or none, never the old one to resume by mistake.
-  if (start.state_file.empty() && cfg.overwrite) remove_checkpoint(cfg.output_dir);
+  if (start.state_file.empty() && cfg.overwrite && ranks.root()) remove_checkpoint(cfg.output_dir);
 
   EvalOptions eval_options;
   eval_options.encoding = encoding;
@@ -293,7 +302,7 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   eval_options.generate = cfg.eval_generate;
   auto run_eval = [&]() {
     return evaluate(model, tokenizer.get(), method, eval_data.examples, eval_data.encoded,
-                    eval_options);
+                    eval_options, &ranks);
   };
   if (!eval_data.examples.empty() && loop.before.is_null()) {
     const EvalResult before = run_eval();
@@ -303,6 +312,7 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
 
   // One checkpoint: every file written, then committed as a unit (checkpoint.h).
   auto save = [&]() {
+    if (!ranks.root()) return;
     CheckpointWriter checkpoint(cfg.output_dir);
     const fs::path dir = checkpoint.dir();
     write_adapter(dir.string(), method, model.config, cfg.model, task_names,
@@ -338,6 +348,46 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   PassOptions pass_options;
   pass_options.recompute = cfg.recompute;
   TrainingPass pass(model, pass_options);
+  // Forward and backward of this rank's share of a micro-batch (all of it alone); returns
+  // the micro-batch's mean loss over every rank's scored tokens. The gradient a rank
+  // passes back is its share's, weighted by its part of the scored tokens: summed over
+  // the ranks, it is the gradient of the whole micro-batch's mean.
+  auto micro_step = [&](const std::vector<int>& share, int micro) {
+    std::vector<Sequence> seqs;
+    std::vector<int64_t> task_ids;
+    for (int i : share) {
+      seqs.push_back(train_data.encoded[i].sequence);
+      if (train_data.encoded[i].task >= 0) task_ids.push_back(train_data.encoded[i].task);
+    }
+    if (task_ids.size() != share.size()) task_ids.clear();
+    double loss = 0.0;
+    int scored = 0;
+    InjectionGrad grad;
+    if (!share.empty()) {
+      Injection inj = method.forward((int64_t)share.size(), task_ids, true, loop.step);
+      if (!head.empty()) inj.head = head.values();
+      loss = pass.forward(seqs, inj);
+      scored = pass.scored_count();
+      pass.backward(grad);
+    }
+    if (ranks.distributed()) {
+      double sums[2] = {loss * scored, (double)scored};
+      ranks.sum(sums, 2);
+      loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+      if (share.empty()) return loss;
+      const float weight = sums[1] > 0 ? (float)(scored / sums[1]) : 0.0f;
+      grad.virtual_tokens *= weight;
+      grad.prefix *= weight;
+      for (auto& named : grad.head) named.second *= weight;
+    }
+    if (!head.empty()) head.accumulate(grad.head, 1.0f / (float)micro);
+    if (micro > 1) {  // the step's gradient is the mean over its micro-batches
+      grad.virtual_tokens /= (float)micro;
+      grad.prefix /= (float)micro;
+    }
+    method.backward((int64_t)share.size(), task_ids, grad, loop.step);
+    return loss;
+  };
   const auto t_loop = Clock::now();
   progress.restart(loop.step);
   long tokens_seen = 0;
@@ -352,26 +402,11 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
       double loss_sum = 0.0;
       for (int a = 0; a < micro; ++a) {
         const auto& idx = batches[loop.batch_index++];
-        std::vector<Sequence> seqs;
-        std::vector<int64_t> task_ids;
-        for (int i : idx) {
-          seqs.push_back(train_data.encoded[i].sequence);
-          if (train_data.encoded[i].task >= 0) task_ids.push_back(train_data.encoded[i].task);
-          tokens_seen += train_data.lengths[i];
-        }
-        if (task_ids.size() != idx.size()) task_ids.clear();
-        Injection inj = method.forward((int64_t)idx.size(), task_ids, true, loop.step);
-        if (!head.empty()) inj.head = head.values();
-        loss_sum += pass.forward(seqs, inj);
-        InjectionGrad grad;
-        pass.backward(grad);
-        if (!head.empty()) head.accumulate(grad.head, 1.0f / (float)micro);
-        if (micro > 1) {  // the step's gradient is the mean over its micro-batches
-          grad.virtual_tokens /= (float)micro;
-          grad.prefix /= (float)micro;
-        }
-        method.backward((int64_t)idx.size(), task_ids, grad, loop.step);
+        for (int i : idx) tokens_seen += train_data.lengths[i];  // all ranks' tokens
+        loss_sum +=
+            micro_step(rank_share(idx, train_data.lengths, ranks.rank(), ranks.size()), micro);
       }
+      if (ranks.distributed()) sum_gradients(refs, ranks);
       const double lr = schedule.at(loop.step);
       const double grad_norm = optimizer.update(refs, lr, loop.step + 1);
       ++loop.step;
