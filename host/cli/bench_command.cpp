@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <iostream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <xtensor/xview.hpp>
 
+#include "host/cli/bench_serve.h"
 #include "host/cli/commands.h"
 #include "host/plugin/method_instance.h"
 #include "host/plugin/method_options.h"
@@ -99,12 +101,28 @@ double weight_bytes_per_token(const ModelConfig& c) {
   return 4.0 * (c.n_layers * layer + (double)c.vocab_size * c.dim);
 }
 
+// --streams: "1,4,16,64".
+std::vector<int> parse_streams(const std::string& text) {
+  std::vector<int> out;
+  std::stringstream in(text);
+  for (std::string word; std::getline(in, word, ',');) {
+    if (word.empty() || word.size() > 4 || word.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(word) < 1)
+      throw trainer::OptionError("--streams: \"" + word + "\" is not a count from 1 to 9999");
+    out.push_back(std::stoi(word));
+  }
+  if (out.empty()) throw trainer::OptionError("--streams is empty");
+  return out;
+}
+
 }  // namespace
 
 int bench_command(int argc, char** argv) {
   std::string shape, plugin, workload, model_path, seed_text;
   int batch = 8, seq = 128, virt = 20, steps = 10, warmup = 2, threads = 2, new_tokens = 64;
   uint64_t seed = 0;
+  ServeBenchOptions serve;
+  std::string streams_text = "1,4,16,64";
   po::options_description desc("Options");
   // clang-format off
   desc.add_options()
@@ -112,7 +130,7 @@ int bench_command(int argc, char** argv) {
     ("shape", po::value(&shape)->default_value("gpt2-small"), "gpt2-small, smollm2-135m, tiny-llama, roberta-base or t5-base (random weights; roberta-base: SEQ_CLS, cls workload only; t5-base: SEQ_2_SEQ_LM, lm workload only)")
     ("model", po::value(&model_path), "a real model instead of --shape")
     ("plugin", po::value(&plugin)->default_value("prompt_tuning"), "prompt_tuning or prefix_tuning (with its MLP, hidden 512, as the baseline)")
-    ("workload", po::value(&workload)->default_value("lm"), "lm (every token labelled), cls (lengths in [seq/4, seq], last 2 labelled; encoders: one class each, the head trained too), generate (batch 1 greedy decoding)")
+    ("workload", po::value(&workload)->default_value("lm"), "lm (every token labelled), cls (lengths in [seq/4, seq], last 2 labelled; encoders: one class each, the head trained too), generate (batch 1 greedy decoding), serve (continuous batching of --streams concurrent requests over --adapters adapters, --seq prompt tokens and --new tokens each, next to the same requests one at a time)")
     ("batch", po::value(&batch)->default_value(8), "examples per step")
     ("seq", po::value(&seq)->default_value(128), "text tokens per example (the prompt for generate)")
     ("virtual", po::value(&virt)->default_value(20), "virtual tokens / prefix length")
@@ -120,7 +138,9 @@ int bench_command(int argc, char** argv) {
     ("warmup", po::value(&warmup)->default_value(2), "untimed steps first")
     ("threads", po::value(&threads)->default_value(2), "engine threads")
     ("new", po::value(&new_tokens)->default_value(64), "tokens to generate (generate)")
-    ("seed", po::value(&seed_text)->default_value("0"), "seed of the weights and data");
+    ("seed", po::value(&seed_text)->default_value("0"), "seed of the weights and data")
+    ("streams", po::value(&streams_text)->default_value(streams_text), "serve: the concurrent requests of each level, comma-separated")
+    ("adapters", po::value(&serve.adapters)->default_value(serve.adapters), "serve: adapters the requests use in turn (random prompt-tuning and prefix injections of --virtual tokens)");
   // clang-format on
   po::variables_map vm;
   try {
@@ -142,7 +162,7 @@ int bench_command(int argc, char** argv) {
     if (model_path.empty())
       trainer::check_choice("--shape", shape,
                             {"gpt2-small", "smollm2-135m", "tiny-llama", "roberta-base", "t5-base"});
-    trainer::check_choice("--workload", workload, {"lm", "cls", "generate"});
+    trainer::check_choice("--workload", workload, {"lm", "cls", "generate", "serve"});
     if (model_path.empty() && shape_config(shape).stacks == Stacks::kEncoder && workload != "cls")
       throw trainer::OptionError("--workload must be cls for " + shape +
                                  " (a classifier), got " + workload);
@@ -154,6 +174,8 @@ int bench_command(int argc, char** argv) {
     trainer::check_int("--threads", threads, 0, trainer::kMaxThreads);
     trainer::check_int("--new", new_tokens, 1);
     seed = trainer::parse_seed("--seed", seed_text);
+    serve.streams = parse_streams(streams_text);
+    trainer::check_int("--adapters", serve.adapters, 1);
   } catch (const trainer::OptionError& e) {
     std::fprintf(stderr, "prompthost bench: %s\n", e.what());
     return kExitUsage;
@@ -187,7 +209,11 @@ int bench_command(int argc, char** argv) {
     const bool seq2seq = c.stacks == Stacks::kEncoderDecoder;
     if (seq2seq && workload != "lm")
       throw Error("--workload " + workload + ": an encoder-decoder is benchmarked with --workload lm");
-    if (workload == "generate") {
+    if (workload == "serve") {
+      serve.virtual_tokens = virt, serve.prompt_tokens = seq, serve.new_tokens = new_tokens;
+      serve.seed = seed;
+      out.update(bench_serve(model, serve, weight_bytes_per_token(c)));
+    } else if (workload == "generate") {
       std::vector<int32_t> prompt;
       for (int k = 0; k < spec.n_virtual; ++k) prompt.push_back(virtual_slot(k));
       for (int t = 0; t < seq; ++t) prompt.push_back(token());

@@ -27,6 +27,7 @@
 #include "host/trainer/adapter_loading.h"
 #include "host/trainer/data_tokenizer.h"
 #include "host/trainer/dataset.h"
+#include "host/trainer/generation_prompt.h"
 #include "host/trainer/option_checks.h"
 #include "host/trainer/task_encoding.h"
 #include "models/common/error.h"
@@ -201,26 +202,13 @@ bool parse(int argc, char** argv, Settings& s) {
 
 // The adapter's injection as generation uses it: the part every request shares (prefix
 // and prepended virtual tokens) goes to the injection cache; a template's virtual tokens
-// inside the prompt stay as slots in the prompt, with their rows in options.
+// inside the prompt stay as slots in the prompt, with their rows in options. Encoded by
+// trainer::GenerationEncoding, as the server encodes its requests.
 struct AdapterPrompt {
   Injection cached;
   std::vector<int32_t> prompt;
   xt::xtensor<float, 2> virtual_rows;
 };
-
-// The task of a multitask adapter's request (--task), or none.
-std::vector<int64_t> adapter_tasks(const Settings& s, const trainer::LoadedAdapter& a,
-                                   const ph_injection_spec& spec) {
-  std::vector<int64_t> tasks;
-  if (s.task.empty() && !spec.per_example) return tasks;
-  if (s.task.empty()) throw Error(s.adapter + ": a multitask adapter needs --task NAME or index");
-  trainer::TaskMap map(a.info.task_names);
-  trainer::Example ex;
-  ex.task = s.task;
-  ex.line = 0;
-  tasks.push_back(map.id(ex, "--task", false));
-  return tasks;
-}
 
 // The request as one example: the text of --prompt, or the ids of --prompt-ids.
 trainer::Example request_example(const Settings& s) {
@@ -231,31 +219,24 @@ trainer::Example request_example(const Settings& s) {
   return ex;
 }
 
+trainer::GenerationInput generation_input(const Settings& s) {
+  trainer::GenerationInput in;
+  in.is_ids = s.ids_prompt;
+  in.text = s.prompt;
+  in.ids = s.prompt_ids;
+  in.bos = s.bos;
+  return in;
+}
+
 AdapterPrompt apply_adapter(const Settings& s, const Model& model, const Tokenizer* tokenizer) {
   host::ModelHost model_host(model, tokenizer);
   trainer::LoadedAdapter a = trainer::open_adapter(s.adapter, model_host, s.plugin_paths);
-  const ph_injection_spec spec = a.method->injection();
-  const Injection inj = a.method->forward(1, adapter_tasks(s, a, spec), false);
-  const auto parts = a.method->template_text().empty()
-                         ? trainer::default_template(spec.n_virtual)
-                         : trainer::parse_template(a.method->template_text(), spec.n_virtual);
-  trainer::Example ex = request_example(s);
-  ex.has_output = true;  // the output is what we generate: keep the prompt part only
-  trainer::TaskEncoding enc =
-      trainer::task_encoding(model, model.config.task, spec, parts, tokenizer, 0);
-  if (!s.bos) enc.encode.bos_id = -1;
-  const trainer::Encoded e = trainer::encode_for_task(ex, tokenizer, enc, "--prompt");
+  const trainer::GenerationEncoding encoding(model, a, tokenizer);
+  const Injection inj = a.method->forward(1, trainer::request_tasks(a, s.task, "--task"), false);
   AdapterPrompt out;
-  out.prompt.assign(e.sequence.tokens.begin(), e.sequence.tokens.begin() + e.prompt_length);
-  int lead = 0;  // the virtual tokens every request starts with
-  while (lead < (int)out.prompt.size() && out.prompt[lead] == virtual_slot(lead)) ++lead;
-  out.cached.prefix = inj.prefix;
-  if (spec.n_virtual > 0 && lead == spec.n_virtual) {
-    out.cached.virtual_tokens = inj.virtual_tokens;
-    out.prompt.erase(out.prompt.begin(), out.prompt.begin() + lead);
-  } else if (spec.n_virtual > 0) {
-    out.virtual_rows = xt::view(inj.virtual_tokens, 0, xt::all(), xt::all());
-  }
+  out.prompt = encoding.encode(generation_input(s), tokenizer, "--prompt");
+  out.cached = encoding.cached(inj);
+  out.virtual_rows = encoding.prompt_rows(inj);
   return out;
 }
 
@@ -271,7 +252,7 @@ int classify(const Settings& s, const Model& model, const Tokenizer* tokenizer) 
         trainer::open_adapter(s.adapter, model_host, s.plugin_paths));
     spec = a->method->injection();
     trainer::check_method_for_task(spec, TaskType::kSeqCls, a->method->library().name());
-    inj = a->method->forward(1, adapter_tasks(s, *a, spec), false);
+    inj = a->method->forward(1, trainer::request_tasks(*a, s.task, "--task"), false);
     if (!a->head.empty()) inj.head = a->head.values();
   }
   trainer::Example ex = request_example(s);
@@ -353,7 +334,7 @@ int generate_encoder_decoder(const Settings& s, const Model& model, const Tokeni
     model_host = std::make_unique<host::ModelHost>(model, tokenizer);
     adapter.emplace(trainer::open_adapter(s.adapter, *model_host, s.plugin_paths));
     spec = adapter->method->injection();
-    tasks = adapter_tasks(s, *adapter, spec);
+    tasks = trainer::request_tasks(*adapter, s.task, "--task");
     injection = adapter->method->forward(1, tasks, false);
   }
   trainer::Example ex = request_example(s);
@@ -398,9 +379,8 @@ int run(Settings s) {
   if (s.json) throw OptionError("--json is for classification (SEQ_CLS) models");
   if (c.task == TaskType::kSeq2SeqLm) return generate_encoder_decoder(s, model, tokenizer.get());
 
-  std::vector<int32_t> prompt = s.ids_prompt ? s.prompt_ids : tokenizer->encode(s.prompt);
-  const int bos = c.bos_id >= 0 ? c.bos_id : tokenizer ? tokenizer->bos_id() : -1;
-  if (s.bos && bos >= 0 && !s.ids_prompt) prompt.insert(prompt.begin(), bos);
+  std::vector<int32_t> prompt =
+      trainer::base_generation_prompt(c, tokenizer.get(), generation_input(s));
   GenerateOptions options = s.generate;
   InjectionCache injection;
   if (!s.adapter.empty()) {

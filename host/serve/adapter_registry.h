@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "host/serve/prepared_prompt.h"
+#include "host/trainer/generation_prompt.h"
 #include "models/engine/model.h"
 #include "models/tokenizer/tokenizer.h"
 
@@ -30,13 +31,9 @@ struct AdapterSummary {
 };
 
 // A request's prompt: text (tokenized, BOS prepended when the model wants one and `bos`)
-// or token ids used as given.
-struct PromptInput {
-  bool is_ids = false;
-  std::string text;
-  std::vector<int32_t> ids;
-  bool bos = true;
-};
+// or token ids used as given; fields is_ids, text, ids, bos. The type `prompthost
+// generate` encodes too (host/trainer/generation_prompt.h).
+using PromptInput = trainer::GenerationInput;
 
 class AdapterRegistry {
  public:

@@ -30,7 +30,8 @@ enum class FinishReason {
   kStop,       // a stop id was generated, or on_token returned false (a stop string)
   kLength,     // max_tokens generated
   kCancelled,  // cancel(), the client went away
-  kShutdown,   // drain() ran out of time
+  kShutdown,   // drain() ran out of time, or the scheduler was destroyed
+  kError,      // the decoding step or a callback failed (reported on standard error)
 };
 const char* finish_reason_name(FinishReason reason);  // "stop", "length", "cancelled", ...
 
@@ -54,6 +55,9 @@ struct SchedulerOptions {
   int max_sequences = 64;  // sequences decoded at once; more wait in the queue
   int max_queue = 256;     // sequences waiting; beyond it submit() refuses (429)
   int prefill_chunk = 64;  // prompt tokens of one sequence per step
+  // Prompt tokens of all sequences together per step (oldest first): decoding sequences
+  // are not held up by a crowd of new prompts. At least prefill_chunk.
+  int prefill_budget = 256;
 };
 
 struct SchedulerStats {
@@ -80,7 +84,13 @@ class Scheduler {
 
   // Queues one request's sequences (its n choices), admitted together. Returns the
   // request's id (> 0), or 0 when they do not fit in the queue or the scheduler is
-  // draining; then no callback is ever called.
+  // draining; then no callback is ever called. Throws ApiError (400, naming the field)
+  // for a request that cannot run, before queuing any of it: no sequences, more than
+  // max_sequences of them, a token outside the vocabulary or a virtual slot without its
+  // row, injection + prompt beyond the context (code context_length_exceeded), an empty
+  // prompt after an injection without virtual tokens, max_tokens < 0, sampling options
+  // out of range. A max_tokens reaching past the context is cut there (kLength), as
+  // generate() cuts it.
   uint64_t submit(std::vector<SequenceRequest> sequences);
   // Ends the request's sequences before their next step (on_finish(kCancelled)), whether
   // queued or running; an unknown or finished id is ignored. Any thread.
