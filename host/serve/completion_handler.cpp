@@ -181,6 +181,10 @@ void answer_whole(HttpExchange& exchange, const CompletionContext& c, const Comp
     tally.client_gone = true;
     return;
   }
+  for (const CompletionChoice& choice : state.choices)
+    if (choice.finish_reason() && std::string(choice.finish_reason()) == "error")
+      throw ApiError(500, "the server failed while decoding this request (its log says why)",
+                     "server_error");
   json body = envelope(c, r);
   json choices = json::array();
   for (size_t i = 0; i < state.choices.size(); ++i) {
@@ -189,6 +193,11 @@ void answer_whole(HttpExchange& exchange, const CompletionContext& c, const Comp
         i, choice.ready_text(), choice.wants_logprobs() ? logprobs_json(choice.logprobs()) : json(),
         choice.finish_reason()));
   }
+  if (r.return_token_ids)
+    for (size_t i = 0; i < state.choices.size(); ++i) {
+      choices[i]["token_ids"] = state.choices[i].tokens();
+      choices[i]["prompt_token_ids"] = prompts[i / r.n].text_ids;
+    }
   body["choices"] = std::move(choices);
   body["usage"] = usage(tally);
   exchange.respond(200, "application/json",
@@ -207,7 +216,7 @@ void answer_stream(HttpExchange& exchange, const CompletionContext& c, const Com
                    const std::vector<PreparedPrompt>& prompts) {
   bool ok = exchange.start_stream(200, "text/event-stream");
   const size_t n = state.choices.size();
-  std::vector<size_t> sent_text(n, 0), sent_logprobs(n, 0);
+  std::vector<size_t> sent_text(n, 0), sent_logprobs(n, 0), sent_tokens(n, 0);
   std::vector<bool> closed(n, false);
   uint64_t seen = 0;
   for (bool done = false; ok && !done;) {
@@ -226,6 +235,12 @@ void answer_stream(HttpExchange& exchange, const CompletionContext& c, const Com
             i, choice.ready_text().substr(sent_text[i]),
             choice.wants_logprobs() ? logprobs_json(choice.logprobs(), sent_logprobs[i]) : json(),
             choice.finish_reason())});
+        if (r.return_token_ids) {
+          const std::vector<int32_t>& tokens = choice.tokens();
+          data["choices"][0]["token_ids"] =
+              std::vector<int32_t>(tokens.begin() + sent_tokens[i], tokens.end());
+          sent_tokens[i] = tokens.size();
+        }
         events.push_back(event(data));
         sent_text[i] = choice.ready_size();
         sent_logprobs[i] = choice.logprobs().size();

@@ -31,7 +31,7 @@ struct CompletionTally {
 };
 
 // Answers the request. Throws ApiError before answering (404, 400, 429 with no room in
-// the queue), never after.
+// the queue, 500 when decoding failed), never after.
 void serve_completion(HttpExchange& exchange, const CompletionContext& context,
                       const CompletionRequest& request, CompletionTally& tally);
 

@@ -145,6 +145,8 @@ void read_field(CompletionRequest& r, const std::string& key, const json& v,
     r.logprobs = v.is_null() ? -1 : integer(v, key, 0, limits.max_logprobs);
   else if (key == "stream")
     r.stream = boolean(v, key);
+  else if (key == "return_token_ids")
+    r.return_token_ids = !v.is_null() && boolean(v, key);
   else if (!unsupported_at_default(key, v))
     refuse(key, "is not supported by this server (or not at this value)");
 }

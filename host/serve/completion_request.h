@@ -32,6 +32,7 @@ struct CompletionRequest {
   int logprobs = -1;                 // -1: none; k: the chosen token's and the top k
   bool stream = false;               // server-sent events
   bool include_usage = false;        // stream_options.include_usage: a last chunk with usage
+  bool return_token_ids = false;     // vLLM's: each choice's token_ids and prompt_token_ids
 };
 
 // Throws ApiError 400 (malformed JSON, a missing field, a wrong type, a value out of range).

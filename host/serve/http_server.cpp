@@ -204,7 +204,10 @@ std::string error_json(const std::string& message, const std::string& type,
 }
 
 // A short answer on a connection whose request was not (fully) read, then the close.
-void refuse(tcp::socket& socket, TimedStream& stream, int status, const std::string& message) {
+// What the client still sends is read and dropped for up to `linger` (0: only what has
+// arrived), so that closing does not reset the connection before it reads the answer.
+void refuse(tcp::socket& socket, TimedStream& stream, int status, const std::string& message,
+            std::chrono::milliseconds linger) {
   http::response<http::string_body> res(static_cast<http::status>(status), 11);
   res.set(http::field::server, "prompthost");
   res.set(http::field::content_type, "application/json");
@@ -216,7 +219,11 @@ void refuse(tcp::socket& socket, TimedStream& stream, int status, const std::str
   http::write(stream, res, ec);
   socket.shutdown(tcp::socket::shutdown_send, ec);
   char sink[4096];
-  while (!ec) stream.read_some(net::buffer(sink), ec);  // until EOF or the linger time
+  stream.set_deadline(Clock::now() + linger);
+  if (linger.count() > 0)
+    while (!ec) stream.read_some(net::buffer(sink), ec);  // until EOF or the linger time
+  else
+    while (!ec && socket.available(ec) > 0) socket.read_some(net::buffer(sink), ec);
 }
 
 }  // namespace
@@ -224,6 +231,7 @@ void refuse(tcp::socket& socket, TimedStream& stream, int status, const std::str
 struct HttpServer::Impl {
   HttpServerOptions options;
   HttpHandler handler;
+  HttpRefusalLog refusal_log;
   net::io_context io;
   tcp::acceptor acceptor{io};
   std::atomic<bool> stopping{false};
@@ -258,9 +266,12 @@ void HttpServer::Impl::accept_loop() {
     }
     if (!room) {
       TimedStream stream(socket, stopping);
+      // On the accepting thread: no waiting for the client here.
       refuse(socket, stream, 503,
              error_json("too many connections: try again later", "server_error",
-                        "too_many_connections"));
+                        "too_many_connections"),
+             std::chrono::milliseconds(0));
+      if (refusal_log) refusal_log(endpoint_text(socket), 503, "too many connections");
       continue;
     }
     std::thread([this, s = std::move(socket)]() mutable {
@@ -293,13 +304,17 @@ void HttpServer::Impl::serve(tcp::socket socket) {
       refuse(socket, stream, 413,
              error_json("the request body is larger than the server's limit of " +
                             std::to_string(options.max_body_bytes) + " bytes (--max-body-bytes)",
-                        "invalid_request_error", "request_too_large"));
+                        "invalid_request_error", "request_too_large"),
+             kLingerTime);
+      if (refusal_log) refusal_log(remote, 413, "body over --max-body-bytes");
       return;
     }
     if (ec && ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
         ec != http::error::end_of_stream && ec != http::error::partial_message) {
       refuse(socket, stream, 400,
-             error_json("malformed HTTP request: " + ec.message(), "invalid_request_error", ""));
+             error_json("malformed HTTP request: " + ec.message(), "invalid_request_error", ""),
+             kLingerTime);
+      if (refusal_log) refusal_log(remote, 400, "malformed HTTP request: " + ec.message());
       return;
     }
     if (ec) break;  // closed, timed out, stopping
@@ -315,10 +330,11 @@ void HttpServer::Impl::serve(tcp::socket socket) {
   socket.shutdown(tcp::socket::shutdown_both, ec);
 }
 
-HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler, HttpRefusalLog refusal_log)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   impl_->handler = std::move(handler);
+  impl_->refusal_log = std::move(refusal_log);
   const std::string where = impl_->options.host + ":" + std::to_string(impl_->options.port);
   error_code ec;
   const net::ip::address address = net::ip::make_address(impl_->options.host, ec);

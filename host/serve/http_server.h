@@ -56,12 +56,17 @@ class HttpExchange {
 };
 
 using HttpHandler = std::function<void(HttpExchange&)>;
+// Told of every request the server answers itself, without the handler (413, a malformed
+// request, 503 when the connections are all taken): the client's address, the status,
+// why. For the request log.
+using HttpRefusalLog =
+    std::function<void(const std::string& remote, int status, const std::string& why)>;
 
 class HttpServer {
  public:
   // Binds and listens (throws ph::Error naming the address when it cannot), then
   // accepts on a thread of its own.
-  HttpServer(HttpServerOptions options, HttpHandler handler);
+  HttpServer(HttpServerOptions options, HttpHandler handler, HttpRefusalLog refusal_log = {});
   // stop(), then waits for the connections' threads.
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

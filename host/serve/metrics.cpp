@@ -2,14 +2,19 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 namespace ph::serve {
 
 namespace {
 
+// The shortest text that reads back as `v` (0.005, not 0.0050000000000000001).
 std::string number(double v) {
   char text[32];
-  std::snprintf(text, sizeof text, "%.17g", v);
+  for (int digits = 6; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof text, "%.*g", digits, v);
+    if (std::strtod(text, nullptr) == v) break;
+  }
   return text;
 }
 

@@ -121,6 +121,8 @@ void OpenAiApi::handle(HttpExchange& exchange) {
     exchange.respond(e.status, kJson, error_body(e), headers);
   } catch (const std::exception& e) {  // a bug or bad_alloc: the request fails, not the server
     exchange.respond(500, kJson, error_body(ApiError(500, e.what(), "server_error")));
+  } catch (...) {
+    exchange.respond(500, kJson, error_body(ApiError(500, "unknown exception", "server_error")));
   }
   if (path_of(exchange.request()) == "/v1/completions") {
     const std::string& model = outcome.tally.model;
@@ -198,6 +200,10 @@ void OpenAiApi::unload_adapter(HttpExchange& exchange) {
     throw ApiError(404, "no adapter named '" + name + "' is loaded", "invalid_request_error",
                    "name", "model_not_found");
   exchange.respond(200, kJson, json{{"name", name}, {"unloaded", true}}.dump());
+}
+
+void OpenAiApi::log_refusal(const std::string& remote, int status, const std::string& why) {
+  if (log_) log_(utc_now() + " " + remote + " - " + std::to_string(status) + " (" + why + ")");
 }
 
 void OpenAiApi::log_line(const HttpExchange& exchange, const Outcome& outcome, double seconds) {

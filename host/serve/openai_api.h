@@ -38,6 +38,8 @@ class OpenAiApi {
             std::function<void(const std::string&)> log = {});
   // The HttpHandler (any connection thread).
   void handle(HttpExchange& exchange);
+  // The log line of a request the HTTP layer answered itself (HttpRefusalLog).
+  void log_refusal(const std::string& remote, int status, const std::string& why);
   // From now on completions get 503 and /health says "draining".
   void start_draining() { draining_ = true; }
 

@@ -50,7 +50,10 @@ struct TestServer {
     options.max_connections = max_connections;
     options.io_timeout = std::chrono::milliseconds(5000);
     http = std::make_unique<ph::serve::HttpServer>(
-        options, [this](ph::serve::HttpExchange& e) { api_.handle(e); });
+        options, [this](ph::serve::HttpExchange& e) { api_.handle(e); },
+        [this](const std::string& remote, int status, const std::string& why) {
+          api_.log_refusal(remote, status, why);
+        });
   }
   ~TestServer() { http.reset(); }
 
@@ -426,6 +429,23 @@ TEST_CASE("a body over the limit is 413; the server keeps serving", "[serve_api]
   CHECK(api_error_of(r)["code"] == "request_too_large");
   CHECK(api_error_of(r)["message"].get<std::string>().find("4096") != std::string::npos);
   CHECK(server.complete({{"model", "demo"}, {"prompt", "Hi"}, {"max_tokens", 1}}).status == 200);
+  // curl's way: Expect: 100-continue, the body only once the server says so.
+  ph::test::HttpTestClient curl_like(server.port());
+  const std::string body = json({{"model", "demo"},
+                                 {"prompt", "Hi"},
+                                 {"user", std::string(2000, 'u')},
+                                 {"max_tokens", 1}})
+                               .dump();
+  curl_like.write_raw(
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Expect: 100-continue\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n");
+  CHECK(curl_like.read_some().rfind("HTTP/1.1 100 Continue\r\n", 0) == 0);
+  curl_like.write_raw(body);
+  HttpReply continued = curl_like.receive();
+  CHECK(continued.status == 200);
+  REQUIRE(eventually([&] { return server.log_lines().size() == 3; }));
+  CHECK(server.log_lines()[0].find(" 413 (body over --max-body-bytes)") != std::string::npos);
 }
 
 TEST_CASE("while draining, completions get 503 and /health says so", "[serve_api]") {
