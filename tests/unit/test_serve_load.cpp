@@ -89,16 +89,19 @@ struct Answer {
   int attempts = 0;
 };
 
-// One request to its end: retried after a 429, cancelled by hanging up when asked.
-Answer run(int port, const Ask& a) {
+// One request to its end on the client's connection (kept alive between requests):
+// retried after a 429, cancelled by hanging up when asked (the next request connects
+// again).
+Answer run(int port, const Ask& a, std::unique_ptr<ph::test::HttpTestClient>& connection) {
   Answer out;
   for (;;) {
     ++out.attempts;
-    ph::test::HttpTestClient client(port);
+    if (!connection) connection = std::make_unique<ph::test::HttpTestClient>(port);
+    ph::test::HttpTestClient& client = *connection;
     if (a.cancel) {
       client.send("POST", "/v1/completions", body_of(a, 200).dump());
       if (a.stream) client.read_some();  // the headers or the first event, then hang up
-      client.close();
+      connection.reset();                // closes the socket
       out.status = -1;
       return out;
     }
@@ -144,7 +147,8 @@ TEST_CASE("64 clients, 1000 mixed requests: every answer its alone output, none 
     alone.stream = false;
     alone.cancel = false;
     alone.max_tokens = kMaxTokens;
-    const Answer r = run(port, alone);
+    std::unique_ptr<ph::test::HttpTestClient> connection;
+    const Answer r = run(port, alone, connection);
     REQUIRE(r.status == 200);
     reference[a.key()] = r.ids;
   }
@@ -165,8 +169,9 @@ TEST_CASE("64 clients, 1000 mixed requests: every answer its alone output, none 
   std::vector<std::thread> clients;
   for (int c = 0; c < kClients; ++c)
     clients.emplace_back([&] {
+      std::unique_ptr<ph::test::HttpTestClient> connection;
       for (int i; (i = next++) < kRequests;) {
-        answers[i] = run(port, asks[i]);
+        answers[i] = run(port, asks[i], connection);
         ++done;
       }
     });
