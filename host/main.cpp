@@ -5,6 +5,7 @@
 
 #include "host/cli/commands.h"
 #include "host/plugin/crash_report.h"
+#include "models/engine/isa.h"
 
 namespace {
 
@@ -50,6 +51,12 @@ int main(int argc, char** argv) {
       !std::strcmp(argv[1], "help")) {
     print_usage(stdout);
     return ph::cli::kExitOk;
+  }
+  try {  // a bad $PROMPTHOST_ISA is refused here, before an engine thread meets it
+    ph::active_isa();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "prompthost: %s\n", e.what());
+    return ph::cli::kExitFailure;
   }
   for (const auto& c : kCommands)
     if (!std::strcmp(argv[1], c.name)) return c.run(argc - 1, argv + 1);

@@ -19,6 +19,7 @@
 #include <xtensor/xview.hpp>
 
 #include "host/cli/bench_serve.h"
+#include "host/cli/bench_decode_batch.h"
 #include "host/cli/commands.h"
 #include "host/plugin/method_instance.h"
 #include "host/plugin/method_options.h"
@@ -28,6 +29,7 @@
 #include "host/trainer/ranks.h"
 #include "models/common/error.h"
 #include "models/engine/engine.h"
+#include "models/engine/isa.h"
 #include "models/engine/machine.h"
 #include "models/loader/random_model.h"
 
@@ -118,7 +120,7 @@ std::vector<int> parse_streams(const std::string& text) {
 }  // namespace
 
 int bench_command(int argc, char** argv) {
-  std::string shape, plugin, workload, model_path, seed_text;
+  std::string shape, plugin, workload, model_path, seed_text, isa_text;
   int batch = 8, seq = 128, virt = 20, steps = 10, warmup = 2, threads = 2, new_tokens = 64;
   uint64_t seed = 0;
   ServeBenchOptions serve;
@@ -130,7 +132,7 @@ int bench_command(int argc, char** argv) {
     ("shape", po::value(&shape)->default_value("gpt2-small"), "gpt2-small, smollm2-135m, tiny-llama, roberta-base or t5-base (random weights; roberta-base: SEQ_CLS, cls workload only; t5-base: SEQ_2_SEQ_LM, lm workload only)")
     ("model", po::value(&model_path), "a real model instead of --shape")
     ("plugin", po::value(&plugin)->default_value("prompt_tuning"), "prompt_tuning or prefix_tuning (with its MLP, hidden 512, as the baseline)")
-    ("workload", po::value(&workload)->default_value("lm"), "lm (every token labelled), cls (lengths in [seq/4, seq], last 2 labelled; encoders: one class each, the head trained too), generate (batch 1 greedy decoding), serve (continuous batching of --streams concurrent requests over --adapters adapters, --seq prompt tokens and --new tokens each, next to the same requests one at a time)")
+    ("workload", po::value(&workload)->default_value("lm"), "lm (every token labelled), cls (lengths in [seq/4, seq], last 2 labelled; encoders: one class each, the head trained too), generate (batch 1 greedy decoding), decode-batch (BatchDecoder steps over 1, 4, 16, 64 sequences up to --batch, caches of --seq positions, --new timed steps), serve (continuous batching of --streams concurrent requests over --adapters adapters, --seq prompt tokens and --new tokens each, next to the same requests one at a time)")
     ("batch", po::value(&batch)->default_value(8), "examples per step")
     ("seq", po::value(&seq)->default_value(128), "text tokens per example (the prompt for generate)")
     ("virtual", po::value(&virt)->default_value(20), "virtual tokens / prefix length")
@@ -140,7 +142,8 @@ int bench_command(int argc, char** argv) {
     ("new", po::value(&new_tokens)->default_value(64), "tokens to generate (generate)")
     ("seed", po::value(&seed_text)->default_value("0"), "seed of the weights and data")
     ("streams", po::value(&streams_text)->default_value(streams_text), "serve: the concurrent requests of each level, comma-separated")
-    ("adapters", po::value(&serve.adapters)->default_value(serve.adapters), "serve: adapters the requests use in turn (random prompt-tuning and prefix injections of --virtual tokens)");
+    ("adapters", po::value(&serve.adapters)->default_value(serve.adapters), "serve: adapters the requests use in turn (random prompt-tuning and prefix injections of --virtual tokens)")
+    ("isa", po::value(&isa_text), "the kernels' instruction set: x86-64-v2, x86-64-v3 or x86-64-v4 (default: $PROMPTHOST_ISA, else the CPU's widest)");
   // clang-format on
   po::variables_map vm;
   try {
@@ -162,7 +165,7 @@ int bench_command(int argc, char** argv) {
     if (model_path.empty())
       trainer::check_choice("--shape", shape,
                             {"gpt2-small", "smollm2-135m", "tiny-llama", "roberta-base", "t5-base"});
-    trainer::check_choice("--workload", workload, {"lm", "cls", "generate", "serve"});
+    trainer::check_choice("--workload", workload, {"lm", "cls", "generate", "decode-batch", "serve"});
     if (model_path.empty() && shape_config(shape).stacks == Stacks::kEncoder && workload != "cls")
       throw trainer::OptionError("--workload must be cls for " + shape +
                                  " (a classifier), got " + workload);
@@ -176,12 +179,15 @@ int bench_command(int argc, char** argv) {
     seed = trainer::parse_seed("--seed", seed_text);
     serve.streams = parse_streams(streams_text);
     trainer::check_int("--adapters", serve.adapters, 1);
+    if (!isa_text.empty())
+      trainer::check_choice("--isa", isa_text, {"x86-64-v2", "x86-64-v3", "x86-64-v4"});
   } catch (const trainer::OptionError& e) {
     std::fprintf(stderr, "prompthost bench: %s\n", e.what());
     return kExitUsage;
   }
   try {
     set_num_threads(threads);
+    if (!isa_text.empty()) set_isa(parse_isa(isa_text));  // refused if the CPU lacks it
     const Model model =
         model_path.empty() ? make_random_model(shape_config(shape), seed) : load_model(model_path);
     const ModelConfig& c = model.config;
@@ -204,7 +210,8 @@ int bench_command(int argc, char** argv) {
     nlohmann::json out = {{"impl", "prompthost-" PROMPTHOST_VERSION},
                           {"shape", model_path.empty() ? shape : model_path},
                           {"method", library->descriptor().name},
-                          {"threads", threads}};
+                          {"threads", threads},
+                          {"isa", isa_name(active_isa())}};
 
     const bool seq2seq = c.stacks == Stacks::kEncoderDecoder;
     if (seq2seq && workload != "lm")
@@ -213,6 +220,8 @@ int bench_command(int argc, char** argv) {
       serve.virtual_tokens = virt, serve.prompt_tokens = seq, serve.new_tokens = new_tokens;
       serve.seed = seed;
       out.update(bench_serve(model, serve, weight_bytes_per_token(c)));
+    } else if (workload == "decode-batch") {
+      out.update(bench_decode_batch(model, batch, seq, warmup, new_tokens, seed));
     } else if (workload == "generate") {
       std::vector<int32_t> prompt;
       for (int k = 0; k < spec.n_virtual; ++k) prompt.push_back(virtual_slot(k));

@@ -4,7 +4,7 @@
 #include <atomic>
 #include <cmath>
 
-#include "models/engine/kernels.h"
+#include "models/engine/isa/kernel_table.h"
 #include "models/engine/linear.h"
 #include "models/engine/parallel.h"
 
@@ -38,7 +38,7 @@ int visible_keys(const AttentionSegment& seg, int total, int t) {
 
 // scores[len, total] = scale · Q_h K_gᵀ (+ the distance bias) over every span. Entries of
 // own keys after the query (the causal mask) are computed too, and ignored by the callers.
-void scaled_scores(const AttentionShape& shape, const AttentionSegment& seg,
+void scaled_scores(const KernelTable& k, const AttentionShape& shape, const AttentionSegment& seg,
                    const std::vector<const KVSpan*>& spans, int h, int g, int total,
                    float* scores) {
   const int hd = shape.head_dim;
@@ -51,8 +51,7 @@ void scaled_scores(const AttentionShape& shape, const AttentionSegment& seg,
       const float* table = shape.bias->table + h * shape.bias->head_stride + shape.bias->center;
       for (int t = 0; t < seg.len; ++t) {
         const float* b = table + (s->pos0 - (seg.q_pos0 + t));
-        float* row = scores + (size_t)t * total + col;
-        for (int j = 0; j < s->n; ++j) row[j] += b[j];
+        k.add_span(s->n, b, scores + (size_t)t * total + col);
       }
     }
     col += s->n;
@@ -81,6 +80,7 @@ void for_each_unit(int units, long work, Unit unit) {
 
 // Units of work are (segment, head) pairs.
 void attention_forward(const AttentionShape& shape, const std::vector<AttentionSegment>& segs) {
+  const KernelTable& k = kernels();  // on the calling thread: kernels.cpp says why
   const int hd = shape.head_dim, H = shape.n_heads, group = shape.n_heads / shape.n_kv_heads;
   long work = 0;
   size_t scratch = 0;
@@ -99,11 +99,11 @@ void attention_forward(const AttentionShape& shape, const std::vector<AttentionS
     p.resize(scratch);
     const auto spans = spans_of(seg);
     const int total = total_keys(seg);
-    scaled_scores(shape, seg, spans, h, g, total, p.data());
+    scaled_scores(k, shape, seg, spans, h, g, total, p.data());
     for (int t = 0; t < seg.len; ++t) {  // softmax over the visible keys, keeping the lse
       float* row = p.data() + (size_t)t * total;
       const int visible = visible_keys(seg, total, t);
-      seg.lse[(size_t)h * seg.len + t] = softmax_inplace(visible, row);
+      seg.lse[(size_t)h * seg.len + t] = k.softmax_row(visible, row);
       std::fill(row + visible, row + total, 0.0f);
     }
     int col = 0;
@@ -126,6 +126,7 @@ void attention_forward(const AttentionShape& shape, const std::vector<AttentionS
 // added to the spans afterwards in unit order, so the sums do not depend on the
 // thread count or on which thread ran which unit.
 void attention_backward(const AttentionShape& shape, const std::vector<AttentionSegment>& segs) {
+  const KernelTable& k = kernels();  // on the calling thread: kernels.cpp says why
   const int hd = shape.head_dim, G = shape.n_kv_heads, group = shape.n_heads / shape.n_kv_heads;
   const float scale = scale_of(shape);
   long work = 0;
@@ -176,18 +177,15 @@ void attention_backward(const AttentionShape& shape, const std::vector<Attention
     }
     delta.resize(seg.len);
     for (int h = g * group; h < (g + 1) * group; ++h) {
-      scaled_scores(shape, seg, spans, h, g, total, p.data());
+      scaled_scores(k, shape, seg, spans, h, g, total, p.data());
       for (int t = 0; t < seg.len; ++t) {
         float* row = p.data() + (size_t)t * total;
         const int visible = visible_keys(seg, total, t);
-        exp_shifted(visible, seg.lse[(size_t)h * seg.len + t], row);
+        k.exp_shifted_row(visible, seg.lse[(size_t)h * seg.len + t], row);
         std::fill(row + visible, row + total, 0.0f);
         const float* o = seg.out + (size_t)t * seg.out_stride + (size_t)h * hd;
         const float* d = seg.dout + (size_t)t * seg.out_stride + (size_t)h * hd;
-        double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-        for (int i = 0; i < hd; ++i) acc += (double)o[i] * d[i];
-        delta[t] = (float)acc;
+        delta[t] = k.dot_row(hd, o, d);
       }
       const float* dout_h = seg.dout + (size_t)h * hd;
       int col = 0;
@@ -201,11 +199,8 @@ void attention_backward(const AttentionShape& shape, const std::vector<Attention
         col += s->n;
       }
       for (int t = 0; t < seg.len; ++t) {  // dS, in place of dP
-        const float* pr = p.data() + (size_t)t * total;
-        float* dr = dp.data() + (size_t)t * total;
-        const float dt = delta[t];
-#pragma omp simd
-        for (int j = 0; j < total; ++j) dr[j] = pr[j] * (dr[j] - dt);
+        k.softmax_backward_row(total, p.data() + (size_t)t * total, delta[t],
+                               dp.data() + (size_t)t * total);
       }
       col = 0;
       for (size_t i = 0; i < spans.size(); ++i) {
@@ -230,10 +225,8 @@ void attention_backward(const AttentionShape& shape, const std::vector<Attention
           const size_t at = (size_t)g * c.head_stride + (size_t)j * c.pos_stride;
           const float* pk = part + (size_t)j * hd;
           const float* pv = part + (size_t)(c.n + j) * hd;
-          if (c.dk)
-            for (int i = 0; i < hd; ++i) c.dk[at + i] += pk[i];
-          if (c.dv)
-            for (int i = 0; i < hd; ++i) c.dv[at + i] += pv[i];
+          if (c.dk) k.add_span(hd, pk, c.dk + at);
+          if (c.dv) k.add_span(hd, pv, c.dv + at);
         }
         part += 2 * (size_t)c.n * hd;
       }

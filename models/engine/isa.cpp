@@ -41,7 +41,12 @@ bool supports(Isa isa) {
 Isa initial_isa() {
   const char* env = std::getenv("PROMPTHOST_ISA");
   if (!env || !*env) return best_isa();
-  const Isa isa = parse_isa(env);
+  Isa isa;
+  try {
+    isa = parse_isa(env);
+  } catch (const Error& e) {
+    throw Error(std::string("PROMPTHOST_ISA=") + env + ": " + e.what());
+  }
   if (!supports(isa))
     throw Error(std::string("PROMPTHOST_ISA=") + env + ": this CPU does not support it (best: " +
                 isa_name(best_isa()) + ")");

@@ -4,8 +4,10 @@
 //
 // Every kernel spreads its rows over the engine's threads (parallel.h, static slices: a
 // row's result never depends on which thread computed it) when there is enough work,
-// and is written so that the compiler vectorises its inner loops, exponentials included
-// (exp_approx below, a polynomial instead of a libm call).
+// and its loops are kernel bodies (engine/isa/) that the compiler vectorises, exponentials
+// included (exp_approx below, a polynomial instead of a libm call), built per x86-64
+// level: the CPU's widest runs (isa.h). Results are bit-identical per level and thread
+// count; levels differ in the last bits.
 #pragma once
 
 #include <vector>
@@ -16,8 +18,8 @@ namespace ph {
 
 // --- Exponentials and softmax ---------------------------------------------------------
 // e^x for finite x, within about 1 ulp of std::exp on [-87.3, 88.3] (Cephes' expf),
-// clamped outside it (so it never returns 0 or inf). Scalar here; the loops that call it
-// in kernels.cpp are vectorised.
+// clamped outside it (so it never returns 0 or inf). One element of the bodies' vectorised
+// exponential (engine/isa/exp_math.h), at the active level.
 float exp_approx(float x);
 // row[0, n) <- softmax(row[0, n)); returns the log-sum-exp of the input.
 float softmax_inplace(int n, float* row);
