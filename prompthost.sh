@@ -24,6 +24,10 @@ packages=(g++ cmake ninja-build pkg-config git
   nlohmann-json3-dev libsentencepiece-dev libpcre2-dev libutf8proc-dev libdlpack-dev catch2 libssl-dev
   openmpi-bin libopenmpi-dev)
 
+# Node.js and npm run the reference comparisons (Hugging Face's tokenizers, the official
+# OpenAI client against the server): Debian's, unless a Node.js with npm is already there.
+if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
+
 # What the sanitizer and fuzz build adds (clang with its sanitizer and libFuzzer runtimes).
 hardening_packages=(clang libclang-rt-14-dev)
 

@@ -22,6 +22,8 @@ const ph::cli::Command kCommands[] = {
      ph::cli::bench_command},
     {"tokenize", "show the token ids of a text, or the text of ids (--decode)",
      ph::cli::tokenize_command},
+    {"serve", "serve a model and its adapters over HTTP (OpenAI-compatible API)",
+     ph::cli::serve_command},
 };
 
 void print_usage(FILE* out) {

@@ -22,5 +22,6 @@ int inspect_command(int argc, char** argv);
 int plugins_command(int argc, char** argv);
 int bench_command(int argc, char** argv);
 int tokenize_command(int argc, char** argv);
+int serve_command(int argc, char** argv);
 
 }  // namespace ph::cli
