@@ -53,8 +53,10 @@ try {
     finish = chunk.choices[0]?.finish_reason ?? finish;
   }
   assert.equal(streamed, plain.choices[0].text);
-  // Tokens that arrive together may share a chunk: at least one with text, then the last.
-  assert.ok(chunks >= 2, `only ${chunks} chunks`);
+  // Tokens decoded while the connection is still writing share a chunk, so on the demo
+  // model (12 tokens in milliseconds) the count depends on scheduling: at least one. The
+  // framing chunk by chunk is checked in serve_api, over a scripted service.
+  assert.ok(chunks >= 1, `no chunks`);
   assert.equal(finish, 'length');
 
   const wrongKey = new OpenAI({ apiKey: 'sk-wrong', baseURL, maxRetries: 0 });
