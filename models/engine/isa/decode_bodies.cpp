@@ -25,8 +25,9 @@ namespace {
 // registers with AVX-512, 16 below it).
 #if defined(__AVX512F__)
 #define PH_LANES 16
-constexpr int kInRows = 6, kInVecs = 4;    // in-major tile: rows x vectors of columns
-constexpr int kOutRows = 4, kOutCols = 4;  // out-major tile: rows x weight rows
+constexpr int kInRows = 6, kInVecs = 4;  // in-major tile: rows x vectors of columns
+// out-major 6 x 4: 24 accumulators, 10 loads per 24 multiply-adds (4 x 4 took 8 per 16)
+constexpr int kOutRows = 6, kOutCols = 4;  // out-major tile: rows x weight rows
 #elif defined(__AVX2__)
 #define PH_LANES 8
 constexpr int kInRows = 4, kInVecs = 3;
