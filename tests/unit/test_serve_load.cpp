@@ -18,6 +18,17 @@
 #include "models/generate/sampler.h"
 #include "serve/model_server.h"
 
+
+#if defined(__SANITIZE_ADDRESS__)
+#define PH_ADDRESS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PH_ADDRESS_SANITIZER 1
+#endif
+#endif
+#ifndef PH_ADDRESS_SANITIZER
+#define PH_ADDRESS_SANITIZER 0
+#endif
 namespace {
 
 using json = nlohmann::json;
@@ -215,5 +226,11 @@ TEST_CASE("64 clients, 1000 mixed requests: every answer its alone output, none 
                 << " MiB over the first 100, " << peak_last / 1048576.0
                 << " MiB over the last 100");
   CHECK(cancelled > 50);
+#if PH_ADDRESS_SANITIZER
+  // AddressSanitizer keeps freed memory in quarantine (256 MB by default), so RSS grows
+  // with every freed cache: the Release suite checks it.
+  WARN("peak RSS not checked under AddressSanitizer (its quarantine holds freed memory)");
+#else
   CHECK(peak_last <= peak_first + peak_first / 20);  // flat: within 5%
+#endif
 }

@@ -223,7 +223,8 @@ TEST_CASE("adapters load and unload while requests run on them", "[serve_model]"
   first.send("POST", "/v1/completions", request_of(c, true).dump());
   std::vector<std::future<Completion>> others;
   for (int k = 0; k < 3; ++k)
-    others.push_back(std::async(std::launch::async, [&] { return complete(port, c, k % 2 == 0); }));
+    others.push_back(
+        std::async(std::launch::async, [&, k] { return complete(port, c, k % 2 == 0); }));
   std::string received;
   for (int i = 0; i < 100 && received.find("data: ") == std::string::npos; ++i)
     received += first.read_some();
