@@ -111,36 +111,76 @@ ph_status* embed(const ph_host* host, const DLTensor* ids, DLTensor* out) {
   });
 }
 
+// The problem with a prefix output tensor, or "" ([n_layers, 2, n_kv_heads, n, head_dim]).
+std::string prefix_shape_problem(const ModelConfig& c, const DLTensor* out) {
+  const std::string problem = tensor_problem(out, kFloat32, 5);
+  if (!problem.empty()) return "the output tensor " + problem;
+  const int64_t n = out->shape[3];
+  if (!has_shape(*out, {c.n_layers, 2, c.n_kv_heads, n, c.head_dim}) || n < 1 ||
+      n > c.max_positions)
+    return "the output tensor has shape " + shape_string(*out) + ", expected [" +
+           std::to_string(c.n_layers) + ", 2, " + std::to_string(c.n_kv_heads) + ", n, " +
+           std::to_string(c.head_dim) + "] with 1 <= n <= " + std::to_string(c.max_positions);
+  return "";
+}
+
+// Runs `tokens` (out's length n of them) through the frozen model from position 0 and
+// writes the cache's keys and values into `out`.
+void write_prefix(const Model& model, const std::vector<int32_t>& tokens, DLTensor* out) {
+  const ModelConfig& c = model.config;
+  const int64_t n = out->shape[3];
+  KVCache cache = make_kv_cache(model, (int)n);
+  extend(model, cache, tokens);
+  float* base = element_base<float>(*out);
+  const int64_t hd = c.head_dim, per_head = n * hd, per_kv = c.n_kv_heads * per_head;
+  for_each_offset(*out, [&](int64_t i, int64_t offset) {
+    const int64_t layer = i / (2 * per_kv), kv = (i / per_kv) % 2,
+                  head = (i / per_head) % c.n_kv_heads;
+    const int64_t j = (i / hd) % n, d = i % hd;
+    const auto& source = kv == 0 ? cache.keys[layer] : cache.values[layer];
+    base[offset] = source(head, j, d);
+  });
+}
+
 ph_status* prefix_from_text(const ph_host* host, const char* text, DLTensor* out) {
   return serve("prefix_from_text", host, true, [&](const ModelHost::Impl& impl) -> ph_status* {
-    const ModelConfig& c = impl.model.config;
     if (!text) return invalid("prefix_from_text", "text is NULL");
-    const std::string problem = tensor_problem(out, kFloat32, 5);
-    if (!problem.empty()) return invalid("prefix_from_text", "the output tensor " + problem);
+    const std::string problem = prefix_shape_problem(impl.model.config, out);
+    if (!problem.empty()) return invalid("prefix_from_text", problem);
     const int64_t n = out->shape[3];
-    if (!has_shape(*out, {c.n_layers, 2, c.n_kv_heads, n, c.head_dim}) || n < 1 ||
-        n > c.max_positions)
-      return invalid("prefix_from_text", "the output tensor has shape " + shape_string(*out) +
-                                             ", expected [" + std::to_string(c.n_layers) + ", 2, " +
-                                             std::to_string(c.n_kv_heads) + ", n, " +
-                                             std::to_string(c.head_dim) +
-                                             "] with 1 <= n <= " + std::to_string(c.max_positions));
     const std::vector<int32_t> ids = impl.tokenizer->encode(text);
     if (ids.empty()) return invalid("prefix_from_text", "the text has no tokens");
     std::vector<int32_t> tokens(n);  // the text's ids tiled or cut to n
     for (int64_t j = 0; j < n; ++j) tokens[j] = ids[j % ids.size()];
-    KVCache cache = make_kv_cache(impl.model, (int)n);
-    extend(impl.model, cache, tokens);
+    write_prefix(impl.model, tokens, out);
+    return nullptr;
+  });
+}
 
-    float* base = element_base<float>(*out);
-    const int64_t hd = c.head_dim, per_head = n * hd, per_kv = c.n_kv_heads * per_head;
-    for_each_offset(*out, [&](int64_t i, int64_t offset) {
-      const int64_t layer = i / (2 * per_kv), kv = (i / per_kv) % 2,
-                    head = (i / per_head) % c.n_kv_heads;
-      const int64_t j = (i / hd) % n, d = i % hd;
-      const auto& source = kv == 0 ? cache.keys[layer] : cache.values[layer];
-      base[offset] = source(head, j, d);
+ph_status* prefix_from_ids(const ph_host* host, const DLTensor* ids, DLTensor* out) {
+  return serve("prefix_from_ids", host, false, [&](const ModelHost::Impl& impl) -> ph_status* {
+    const ModelConfig& c = impl.model.config;
+    std::string problem = prefix_shape_problem(c, out);
+    if (!problem.empty()) return invalid("prefix_from_ids", problem);
+    problem = tensor_problem(ids, kInt64, 1);
+    if (!problem.empty()) return invalid("prefix_from_ids", "the ids tensor " + problem);
+    const int64_t n = out->shape[3];
+    if (ids->shape[0] != n)
+      return invalid("prefix_from_ids", "the ids tensor has " + std::to_string(ids->shape[0]) +
+                                            " ids, the output tensor " + std::to_string(n) +
+                                            " positions");
+    std::vector<int32_t> tokens(n);
+    const int64_t* id_base = element_base<const int64_t>(*ids);
+    bool in_vocab = true;
+    for_each_offset(*ids, [&](int64_t i, int64_t offset) {
+      const int64_t id = id_base[offset];
+      in_vocab = in_vocab && id >= 0 && id < c.vocab_size;
+      tokens[i] = (int32_t)id;
     });
+    if (!in_vocab)
+      return invalid("prefix_from_ids", "a token id is outside the vocabulary [0, " +
+                                            std::to_string(c.vocab_size) + ")");
+    write_prefix(impl.model, tokens, out);
     return nullptr;
   });
 }
@@ -178,7 +218,7 @@ ModelHost::ModelHost(const Model& model, const Tokenizer* tokenizer, std::option
   m.info.eos_id = c.eos_id >= 0 ? c.eos_id : tokenizer ? tokenizer->eos_id() : -1;
   fill_task_facts(m.info, c, m.task);
 
-  m.service = {sizeof(ph_host_model), &tokenize, &embed, &prefix_from_text};
+  m.service = {sizeof(ph_host_model), &tokenize, &embed, &prefix_from_text, &prefix_from_ids};
   // The base host's status and log functions, with this model's services.
   m.table = *base_host();
   m.table.host_data = &m;

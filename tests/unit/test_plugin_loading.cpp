@@ -85,7 +85,7 @@ TEST_CASE("every broken plugin is rejected with the file and the reason") {
       {"missing_symbol", {"not a PromptHost ABI v1 plugin", "ph_plugin_entry_v1"}},
       {"entry_v2", {"not a PromptHost ABI v1 plugin", "ph_plugin_entry_v2", "plugin ABI 2"}},
       {"null_entry", {"ph_plugin_entry_v1() returned NULL"}},
-      {"wrong_abi", {"built for plugin ABI 2.", "abi_major 2", "this host speaks ABI 1.1"}},
+      {"wrong_abi", {"built for plugin ABI 2.", "abi_major 2", "this host speaks ABI 1.2"}},
       {"small_table", {"entry table is too small", "struct_size 24"}},
       {"null_descriptor", {"NULL descriptor"}},
       {"small_descriptor", {"descriptor is too small", "struct_size 16"}},

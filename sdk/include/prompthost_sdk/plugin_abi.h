@@ -1,4 +1,4 @@
-/* PromptHost plugin ABI, version 1.1.
+/* PromptHost plugin ABI, version 1.2.
  *
  * The whole contract between the PromptHost host and a soft-prompt method plugin.
  * C11 and C++ compatible; no C++ type, exception or allocator crosses it.
@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define PH_ABI_MAJOR 1
-#define PH_ABI_MINOR 1
+#define PH_ABI_MINOR 2
 
 /* Does table `p` (of type T, as its producer compiled it) contain field f? */
 #define PH_HAS(p, T, f) (offsetof(T, f) + sizeof(((T*)0)->f) <= (p)->struct_size)
@@ -173,6 +173,12 @@ typedef struct ph_host_model {
    * into `out` (float32 [n_layers, 2, n_kv_heads, n, head_dim]) where n is out's length;
    * the text's token ids are tiled or cut to n. */
   ph_status* (*prefix_from_text)(const ph_host* host, const char* text, DLTensor* out);
+  /* Since 1.2 (check PH_HAS): the key/value cache of exactly the token ids `ids` (int64
+   * [n]) run through the frozen model at positions 0..n-1, into `out` (float32 [n_layers,
+   * 2, n_kv_heads, n, head_dim]; keys as the cache holds them, rotated where the model is
+   * rotary). Nothing is added (no BOS) and nothing tiled: PEFT's Cartridge initialisation
+   * from a text, whose tokens the plugin chose. */
+  ph_status* (*prefix_from_ids)(const ph_host* host, const DLTensor* ids, DLTensor* out);
 } ph_host_model;
 
 /* "ph.host.tensor-files/1": tensors of saved adapters and safetensors files, so that a
@@ -201,7 +207,10 @@ enum {
   PH_OPTION_FLOAT = 1,
   PH_OPTION_BOOL = 2,
   PH_OPTION_STRING = 3,
-  PH_OPTION_CHOICE = 4 /* a string from `choices` */
+  PH_OPTION_CHOICE = 4, /* a string from `choices` */
+  /* Since 1.2: a JSON array of integers (PEFT's cpt_token_ids); default_value is JSON
+   * text ("[]"), min_value/max_value bound every element. `--set name=[1,2,3]`. */
+  PH_OPTION_INT_LIST = 5
 };
 
 /* One option a method takes. The host turns options into `--set name=value` flags and
@@ -262,7 +271,84 @@ typedef struct ph_injection_spec {
    * spec: owned by the instance, read by the host right after creation. */
   int32_t n_input_virtual;
   int32_t n_decoder_virtual;
+  /* Since 1.2: the gated adapter attention of LLaMA-Adapter (PEFT's ADAPTION_PROMPT):
+   * adapter_len learned prompt rows in each of the top adapter_layers layers (model layers
+   * n_layers - adapter_layers .. n_layers-1), each with one scalar gate. In an adapted
+   * layer the attention output gains gate * softmax(q Kp^T / sqrt(head_dim)) Vp, where Kp
+   * and Vp are the layer's own key and value projections of the prompt rows (no rotary, no
+   * norm; GPT-2: c_attn with its bias, the branch added after c_proj; Llama: grouped like
+   * the model's kv heads, through o_proj), a softmax of its own over the adapter rows,
+   * unmasked, and a raw gate (no tanh). The method writes them through
+   * ph_method.forward_injection. 0 / 0 (and a 1.0 or 1.1 spec): none. Causal decoders of
+   * the llama and gpt2 families only; the host refuses others naming the family. */
+  int32_t adapter_len;
+  int32_t adapter_layers;
 } ph_injection_spec;
+
+/* Every tensor of one injection, for ph_method.forward_injection (outputs, allocated by
+ * the host, filled by the method) and backward_injection (d loss / d each, read-only).
+ * A field is NULL when the spec has no such part. Host-owned, valid for the call.
+ * Since 1.2; a later minor adds injection kinds at its end (check PH_HAS). */
+typedef struct ph_injection_tensors {
+  uint32_t struct_size;
+  DLTensor* virtual_tokens; /* float32 [sets, n_virtual, dim], as forward's */
+  DLTensor* prefix;         /* float32 [n_layers, 2, n_kv_heads, n_prefix, head_dim] */
+  /* float32 [adapter_layers, adapter_len, dim]: row block i is model layer
+   * n_layers - adapter_layers + i (PEFT's adaption_prompt of that layer). */
+  DLTensor* adapter_prompts;
+  DLTensor* adapter_gates; /* float32 [adapter_layers]: PEFT's adaption_gate, one per layer */
+} ph_injection_tensors;
+
+/* The kind of a real token in ph_scored_sequence.kinds: PEFT's CPT type codes of one
+ * example (its notebook's 4k+1 .. 4k+4 with k = 0). The host derives them from the data:
+ * a prompt's text is PH_TOKEN_INPUT, the output scored PH_TOKEN_OUTPUT, literal template
+ * text around them the templates, anything else (BOS, separators) PH_TOKEN_OTHER.
+ * Since 1.2. */
+enum {
+  PH_TOKEN_OTHER = 0,
+  PH_TOKEN_INPUT_TEMPLATE = 1,
+  PH_TOKEN_INPUT = 2,
+  PH_TOKEN_OUTPUT_TEMPLATE = 3,
+  PH_TOKEN_OUTPUT = 4
+};
+
+/* One example's labels as the host will score them, for ph_method.score_labels. The
+ * arrays are the host's, [length] each, valid for the call. Since 1.2. */
+typedef struct ph_scored_sequence {
+  uint32_t struct_size;
+  int64_t length;        /* tokens as fed to the model: virtual slots included */
+  const int64_t* slots;  /* k for virtual token k of the injection, -1 for a real token */
+  const int64_t* tokens; /* the real token ids (0 at virtual slots) */
+  const int64_t* kinds;  /* PH_TOKEN_* of each real token (PH_TOKEN_OTHER at virtual slots) */
+  /* In/out. transformers' convention: labels[t] is predicted from position t-1; -100 is
+   * not scored. On entry the host's (-100 at every virtual slot); the method may score
+   * any position, virtual slots included (CPT scores its context's label tokens). */
+  int64_t* labels;
+  /* In/out: the weight of labels[t]'s cross-entropy, 1 on entry. The loss of a batch is
+   * sum(weight * CE) over its scored labels divided by the number of scored labels (not
+   * by the sum of weights: PEFT's CPT loss). */
+  float* weights;
+} ph_scored_sequence;
+
+/* Training by context distillation (Cartridges): instead of the labels' cross-entropy,
+ * the host runs the frozen model without the injection as the teacher on context ++ the
+ * example, and trains the method's injection (the student sees the example alone) to
+ * match the teacher's next-token distributions: per position p of the student,
+ * -sum over the teacher's top_k tokens i of softmax(teacher / T)_i * log_softmax(student)_i
+ * (not renormalised over the top k), the mean over a row's positions, then the mean over
+ * the rows (PEFT's examples/cartridge_self_study). The teacher's outputs are computed once
+ * per example and cached while the data and the context do not change. Owned by the
+ * instance, constant after creation. Since 1.2. */
+typedef struct ph_teacher_spec {
+  uint32_t struct_size;
+  int32_t top_k;     /* >= 1; larger than the vocabulary means all of it */
+  float temperature; /* the teacher's logits are divided by max(temperature, 1e-5) */
+  /* The text the teacher sees before every example, as token ids (the host adds nothing):
+   * the cartridge's corpus. An example of the data with its own "context" field is
+   * distilled with that context instead. May be empty (n_context_ids 0) then. */
+  const int64_t* context_ids;
+  int64_t n_context_ids;
+} ph_teacher_spec;
 
 /* What forward/backward know of the batch. Since 1.0. */
 typedef struct ph_batch {
@@ -340,6 +426,32 @@ struct ph_method {
   ph_status* (*import_adapter)(ph_method* self, const ph_tensor_source* source);
   /* An optional extension table by id, or NULL. [thread-safe] */
   const void* (*get_extension)(const ph_method* self, const char* id);
+
+  /* The fields below are since 1.2: a host reads each only when PH_HAS(self, ph_method,
+   * field) and it is not NULL; a 1.0/1.1 instance has none and is driven as before. */
+
+  /* forward and backward for every injection kind at once: the host calls these instead
+   * of forward/backward when present (and must, when the spec has adapter prompts).
+   * `tensors` as ph_injection_tensors says: outputs in forward_injection, d loss / d each
+   * (read-only) in backward_injection. [instance] */
+  ph_status* (*forward_injection)(ph_method* self, const ph_batch* batch, int32_t train,
+                                  const ph_injection_tensors* tensors);
+  ph_status* (*backward_injection)(ph_method* self, const ph_batch* batch,
+                                   const ph_injection_tensors* grads);
+  /* Lets the method rewrite the labels and loss weights of a training or evaluation
+   * batch (`sequences`: batch->batch_size of them), after its forward and before the
+   * loss. CPT scores its context and weights the loss by example. [instance] */
+  ph_status* (*score_labels)(ph_method* self, const ph_batch* batch,
+                             ph_scored_sequence* sequences);
+  /* Called after the host's optimizer updated the parameters of optimizer step `step`
+   * (0-based) and before any other call: the method may rewrite its parameters' values
+   * (CPT projects its deltas back into their balls). The optimizer's moments are left
+   * as they are. Not called after import_adapter or a resume (saved values are final).
+   * [instance] */
+  ph_status* (*after_step)(ph_method* self, int64_t step);
+  /* Training by distillation: the teacher this instance is trained against, or NULL
+   * (train on the labels). Owned by the instance, constant. [instance] */
+  const ph_teacher_spec* (*teacher)(const ph_method* self);
 };
 
 /* ------------------------------------------------------------------ the entry */
@@ -407,6 +519,13 @@ PH_STATIC_ASSERT(offsetof(ph_model_info, reserved_1_1) == 52, "ph_model_info 1.1
 PH_STATIC_ASSERT(offsetof(ph_model_info, num_labels) == 72, "ph_model_info 1.1 layout changed");
 PH_STATIC_ASSERT(offsetof(ph_method_descriptor, n_task_types) == 64, "ph_method_descriptor 1.1");
 PH_STATIC_ASSERT(offsetof(ph_injection_spec, n_decoder_virtual) == 28, "ph_injection_spec 1.1");
+/* 1.2 */
+PH_STATIC_ASSERT(offsetof(ph_host_model, prefix_from_ids) == 32, "ph_host_model 1.2 layout");
+PH_STATIC_ASSERT(offsetof(ph_injection_spec, adapter_layers) == 36, "ph_injection_spec 1.2");
+PH_STATIC_ASSERT(offsetof(ph_injection_tensors, adapter_gates) == 32, "ph_injection_tensors 1.2");
+PH_STATIC_ASSERT(offsetof(ph_scored_sequence, weights) == 48, "ph_scored_sequence 1.2");
+PH_STATIC_ASSERT(offsetof(ph_teacher_spec, n_context_ids) == 24, "ph_teacher_spec 1.2");
+PH_STATIC_ASSERT(offsetof(ph_method, teacher) == 120, "ph_method 1.2 layout changed");
 #endif
 #endif
 

@@ -105,6 +105,23 @@ class Method {
   virtual void export_adapter(const ph_tensor_sink& sink) const = 0;
   virtual void import_adapter(const ph_tensor_source& source) = 0;
 
+  // Since ABI 1.2; the defaults do nothing, so a 1.1 method compiles unchanged.
+  // The adapter prompts and gates of a spec with adapter_len > 0 (ph_injection_tensors:
+  // prompts [adapter_layers, adapter_len, dim], gates [adapter_layers]); called after
+  // forward / backward with the same batch.
+  virtual void forward_adapters(const Batch&, bool /*train*/, DLTensor* /*prompts*/,
+                                DLTensor* /*gates*/) {
+    throw Error(PH_ERR_UNSUPPORTED, "this method declares adapter prompts but writes none");
+  }
+  virtual void backward_adapters(const Batch&, const DLTensor* /*grad_prompts*/,
+                                 const DLTensor* /*grad_gates*/) {}
+  // Rewrites labels and loss weights of a batch (see ph_method.score_labels).
+  virtual void score_labels(const Batch&, ph_scored_sequence* /*sequences*/) {}
+  // After the optimizer's update of step `step` (see ph_method.after_step).
+  virtual void after_step(int64_t /*step*/) {}
+  // The distillation teacher, or null (see ph_method.teacher). Must point into the object.
+  virtual const ph_teacher_spec* teacher() const { return nullptr; }
+
   struct Parameter {
     std::string name;
     Tensor value;
@@ -254,6 +271,50 @@ inline const void* get_extension(const ph_method*, const char*) {
   return nullptr;
 }
 
+// Since 1.2: every injection kind through one call.
+inline ph_status* forward_injection(ph_method* self, const ph_batch* batch, int32_t train,
+                                    const ph_injection_tensors* t) {
+  Instance& in = instance(self);
+  return guard(in.host, [&] {
+    if (!t) throw Error(PH_ERR_INVALID_ARGUMENT, "forward_injection: no tensors");
+    const Batch b = to_batch(batch);
+    in.method->forward(b, train != 0, t->virtual_tokens, t->prefix);
+    const bool adapters = PH_HAS(t, ph_injection_tensors, adapter_gates) && t->adapter_prompts;
+    if (adapters) in.method->forward_adapters(b, train != 0, t->adapter_prompts, t->adapter_gates);
+  });
+}
+
+inline ph_status* backward_injection(ph_method* self, const ph_batch* batch,
+                                     const ph_injection_tensors* g) {
+  Instance& in = instance(self);
+  return guard(in.host, [&] {
+    if (!g) throw Error(PH_ERR_INVALID_ARGUMENT, "backward_injection: no gradients");
+    const Batch b = to_batch(batch);
+    in.method->backward(b, g->virtual_tokens, g->prefix);
+    const bool adapters = PH_HAS(g, ph_injection_tensors, adapter_gates) && g->adapter_prompts;
+    if (adapters) in.method->backward_adapters(b, g->adapter_prompts, g->adapter_gates);
+  });
+}
+
+inline ph_status* score_labels(ph_method* self, const ph_batch* batch,
+                               ph_scored_sequence* sequences) {
+  Instance& in = instance(self);
+  return guard(in.host, [&] { in.method->score_labels(to_batch(batch), sequences); });
+}
+
+inline ph_status* after_step(ph_method* self, int64_t step) {
+  Instance& in = instance(self);
+  return guard(in.host, [&] { in.method->after_step(step); });
+}
+
+inline const ph_teacher_spec* teacher(const ph_method* self) {
+  try {
+    return instance(self).method->teacher();
+  } catch (...) {
+    return nullptr;
+  }
+}
+
 // Refuses a task type the descriptor does not list, naming the ones it does.
 inline void check_task_type(const ph_method_descriptor& d, ph_task_type task) {
   if (supports_task_type(d, task)) return;
@@ -294,6 +355,11 @@ ph_status* create(const ph_method_descriptor& descriptor, const ph_host* host,
     in->table.export_adapter = &detail::export_adapter;
     in->table.import_adapter = &detail::import_adapter;
     in->table.get_extension = &detail::get_extension;
+    in->table.forward_injection = &detail::forward_injection;
+    in->table.backward_injection = &detail::backward_injection;
+    in->table.score_labels = &detail::score_labels;
+    in->table.after_step = &detail::after_step;
+    in->table.teacher = &detail::teacher;
     *out = &in.release()->table;
   });
 }
