@@ -54,6 +54,10 @@ struct Sequence {
   // Encoders with token types (bert): one per token (virtual tokens included), or empty
   // for all 0.
   std::vector<int32_t> token_types;
+  // Causal LMs: empty (every weight 1) or one per label: the weight of labels[t]'s
+  // cross-entropy (ph_scored_sequence.weights, CPT). The loss stays divided by the number
+  // of scored labels, not by the sum of the weights.
+  std::vector<float> label_weights;
 };
 
 struct Injection {
@@ -67,6 +71,12 @@ struct Injection {
   // ("classifier.weight", "classifier.out_proj.bias", "score.weight", ...; PEFT's
   // modules_to_save). Empty: the model's own head (Model::classifier).
   NamedTensors head;
+  // Causal decoders (llama, gpt2): LLaMA-Adapter's gated adapter attention
+  // (ph_injection_spec.adapter_len / adapter_layers): prompts [adapter_layers, len, dim]
+  // for the top adapter_layers layers and one raw gate per layer [adapter_layers]. Size 0
+  // when the method injects none.
+  xt::xtensor<float, 3> adapter_prompts;
+  xt::xtensor<float, 1> adapter_gates;
 };
 
 // d loss / d injection, same shapes as the injection it belongs to.
@@ -74,6 +84,8 @@ struct InjectionGrad {
   xt::xtensor<float, 3> virtual_tokens;
   xt::xtensor<float, 5> prefix;
   NamedTensors head;  // one per tensor of Injection::head (of Model::classifier if empty)
+  xt::xtensor<float, 3> adapter_prompts;
+  xt::xtensor<float, 1> adapter_gates;
 };
 
 struct PassOptions {
