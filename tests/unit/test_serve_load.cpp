@@ -34,7 +34,9 @@ namespace {
 using json = nlohmann::json;
 
 constexpr int kClients = 64;
-constexpr int kRequests = 1000;
+// Under AddressSanitizer (CI's hardening run, about 10x slower) 300 requests keep the
+// suite within its time budget; the Release suite runs the full 1,000.
+constexpr int kRequests = PH_ADDRESS_SANITIZER ? 300 : 1000;
 constexpr int kMaxTokens = 24;
 
 const ph::test::DemoAdapters& demo() {
@@ -142,7 +144,7 @@ Answer run(int port, const Ask& a, std::unique_ptr<ph::test::HttpTestClient>& co
 
 }  // namespace
 
-TEST_CASE("64 clients, 1000 mixed requests: every answer its alone output, none lost, RSS flat",
+TEST_CASE("64 clients, 1000 mixed requests (300 under ASan): every answer its alone output, none lost, RSS flat",
           "[serve_load]") {
   const auto started = std::chrono::steady_clock::now();
   // A queue smaller than the clients: some requests get 429 and retry.
@@ -225,7 +227,7 @@ TEST_CASE("64 clients, 1000 mixed requests: every answer its alone output, none 
                 << " retried after 429) in " << seconds << " s; peak RSS " << peak_first / 1048576.0
                 << " MiB over the first 100, " << peak_last / 1048576.0
                 << " MiB over the last 100");
-  CHECK(cancelled > 50);
+  CHECK(cancelled > kRequests / 20);  // about 10 % are cancelled
 #if PH_ADDRESS_SANITIZER
   // AddressSanitizer keeps freed memory in quarantine (256 MB by default), so RSS grows
   // with every freed cache: the Release suite checks it.
