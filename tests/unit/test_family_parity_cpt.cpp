@@ -76,7 +76,7 @@ CptCase read_cpt_case(const SafetensorsFile& f) {
       if (!mask[b * c.S + t]) continue;
       host.tokens.push_back((int32_t)ids[b * c.S + t]);
       host.labels.push_back((int32_t)labels[b * c.S + t]);
-      kinds.push_back(types.empty() ? PH_TOKEN_OUTPUT : types[b * c.S + t]);
+      kinds.push_back(types.empty() ? (int64_t)PH_TOKEN_OUTPUT : types[b * c.S + t]);
       ++len;
     }
     peft.tokens = host.tokens;
@@ -91,7 +91,8 @@ CptCase read_cpt_case(const SafetensorsFile& f) {
     c.peft_batch.push_back(peft);
   }
   const FloatTensor inj = f.to_float("expect.injection");
-  c.injection.virtual_tokens = xt::zeros<float>({(size_t)1, (size_t)c.n, inj.shape.back()});
+  c.injection.virtual_tokens =
+      xt::zeros<float>({(size_t)1, (size_t)c.n, (size_t)inj.shape.back()});
   std::copy_n(inj.data, inj.numel, c.injection.virtual_tokens.data());
   return c;
 }
