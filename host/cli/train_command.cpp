@@ -121,6 +121,13 @@ std::string method_name(const std::string& plugin) {
   return stem;
 }
 
+// A string option of the demo's settings: "$DEMO/tasks/..." names a file of the bundled
+// demo folder (CPT's context examples), wherever it is installed.
+std::string demo_file(const std::string& value) {
+  const std::string demo = "$DEMO/";
+  return value.rfind(demo, 0) == 0 ? bundled_demo_path(value.substr(demo.size())) : value;
+}
+
 // The bundled demo's per-method settings (models/demo/train-defaults.json: those of the
 // PyTorch reference runs), for what the command line left at its defaults.
 void apply_demo_defaults(trainer::TrainConfig& c, const po::variables_map& vm,
@@ -142,7 +149,8 @@ void apply_demo_defaults(trainer::TrainConfig& c, const po::variables_map& vm,
     const bool given = std::any_of(c.set.begin(), c.set.end(),
                                    [&](const std::string& kv) { return kv.rfind(prefix, 0) == 0; });
     if (!given)
-      set.push_back(key + "=" + (value.is_string() ? value.get<std::string>() : value.dump()));
+      set.push_back(key + "=" +
+                    (value.is_string() ? demo_file(value.get<std::string>()) : value.dump()));
   }
   c.set.insert(c.set.begin(), set.begin(), set.end());
   std::string shown;

@@ -334,6 +334,83 @@ void MethodInstance::zero_grad() {
   for (const auto& p : parameters_) std::fill(p.grad, p.grad + p.numel, 0.0f);
 }
 
+bool MethodInstance::scores_labels() const {
+  return PH_HAS(method_, ph_method, score_labels) && method_->score_labels;
+}
+
+void MethodInstance::score_labels(std::vector<Sequence>& batch,
+                                  const std::vector<std::vector<int64_t>>& kinds,
+                                  const std::vector<int64_t>& task_ids, int64_t step) {
+  if (!scores_labels() || batch.empty()) return;
+  const std::string where = context("score_labels");
+  if (kinds.size() != batch.size())
+    throw Error(where + ": " + std::to_string(kinds.size()) + " kind lists for " +
+                std::to_string(batch.size()) + " sequences");
+  // The arrays the plugin sees, one set per sequence, alive for the call.
+  struct Arrays {
+    std::vector<int64_t> slots, tokens, labels;
+    std::vector<float> weights;
+  };
+  std::vector<Arrays> arrays(batch.size());
+  std::vector<ph_scored_sequence> scored(batch.size());
+  for (size_t b = 0; b < batch.size(); ++b) {
+    const Sequence& s = batch[b];
+    const size_t n = s.tokens.size();
+    if (kinds[b].size() != n)
+      throw Error(where + ": sequence " + std::to_string(b) + " has " + std::to_string(n) +
+                  " tokens but " + std::to_string(kinds[b].size()) + " kinds");
+    Arrays& a = arrays[b];
+    for (size_t t = 0; t < n; ++t) {
+      const bool slot = is_virtual(s.tokens[t]);
+      a.slots.push_back(slot ? virtual_index(s.tokens[t]) : -1);
+      a.tokens.push_back(slot ? 0 : s.tokens[t]);
+      a.labels.push_back(slot || s.labels.empty() ? kIgnoreLabel : s.labels[t]);
+    }
+    a.weights.assign(n, 1.0f);
+    scored[b] = ph_scored_sequence{sizeof(ph_scored_sequence),
+                                   (int64_t)n,
+                                   a.slots.data(),
+                                   a.tokens.data(),
+                                   kinds[b].data(),
+                                   a.labels.data(),
+                                   a.weights.data()};
+  }
+  const ph_batch info{sizeof(ph_batch), (int64_t)batch.size(),
+                      task_ids.empty() ? nullptr : task_ids.data(), step};
+  check_status(in_plugin("score_labels",
+                         [&] { return method_->score_labels(method_, &info, scored.data()); }),
+               where);
+  const int64_t vocab = model_host_.info().vocab_size;
+  for (size_t b = 0; b < batch.size(); ++b) {
+    Sequence& s = batch[b];
+    const Arrays& a = arrays[b];
+    s.labels.assign(a.labels.size(), kIgnoreLabel);
+    s.label_weights = a.weights;
+    for (size_t t = 0; t < a.labels.size(); ++t) {
+      const std::string at =
+          where + ": sequence " + std::to_string(b) + " position " + std::to_string(t) + ": ";
+      if (a.labels[t] != kIgnoreLabel && (a.labels[t] < 0 || a.labels[t] >= vocab))
+        throw Error(at + "label " + std::to_string(a.labels[t]) +
+                    " is neither -100 nor in the vocabulary of " + std::to_string(vocab));
+      if (!std::isfinite(a.weights[t]) || a.weights[t] < 0)
+        throw Error(at + "loss weight " + std::to_string(a.weights[t]) +
+                    " is not a finite number >= 0");
+      s.labels[t] = (int32_t)a.labels[t];
+    }
+  }
+}
+
+void MethodInstance::after_step(int64_t step) {
+  if (!PH_HAS(method_, ph_method, after_step) || !method_->after_step) return;
+  const std::string where = context("after_step");
+  check_status(in_plugin("after_step", [&] { return method_->after_step(method_, step); }), where);
+  for (const auto& p : parameters_)
+    for (size_t i = 0; i < p.numel; ++i)
+      if (!std::isfinite(p.value[i]))
+        throw Error(where + ": element " + std::to_string(i) + " of parameter " + p.name +
+                    " is not finite after step " + std::to_string(step));
+}
+
 MethodInstance::Adapter MethodInstance::export_adapter() const {
   Adapter adapter;
   const ph_tensor_sink sink{sizeof(ph_tensor_sink), &adapter, &sink_put_tensor, &sink_put_config};

@@ -96,6 +96,20 @@ class MethodInstance {
                 int64_t step = 0);
   void zero_grad();
 
+  // Since 1.2 (no-ops for an instance without them). Whether the instance rewrites the
+  // labels of its batches.
+  bool scores_labels() const;
+  // Lets the method rewrite the labels and loss weights of a CAUSAL_LM batch (after its
+  // forward, before the loss): builds one ph_scored_sequence per sequence (slots from the
+  // virtual tokens, `kinds` PH_TOKEN_* per token, one vector per sequence), and writes
+  // back Sequence::labels and label_weights, checked: labels in the vocabulary or -100,
+  // weights finite and >= 0. Throws ph::Error naming the plugin, sequence and position.
+  void score_labels(std::vector<Sequence>& batch, const std::vector<std::vector<int64_t>>& kinds,
+                    const std::vector<int64_t>& task_ids, int64_t step);
+  // After the optimizer's update of step `step` (0-based): the method may rewrite its
+  // parameters (CPT's projection). Throws if the plugin fails or leaves a non-finite value.
+  void after_step(int64_t step);
+
   // PEFT-layout export: named tensors (compact float32) and adapter_config fields.
   struct Adapter {
     std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> tensors;

@@ -75,6 +75,10 @@ std::string expected_text(const ph_option& o, bool from_set) {
     case PH_OPTION_CHOICE:
       s = "one of " + join(choices_of(o), ", ", true);
       break;
+    case PH_OPTION_INT_LIST:
+      s = "a list of integers" + (range_text(o).empty() ? "" : ", each" + range_text(o)) +
+          (from_set ? " ([1,2,3])" : "");
+      break;
     default:
       s = "a value of unknown type " + std::to_string(o.type);
       break;
@@ -94,6 +98,8 @@ std::string type_text(const ph_option& o) {
       return "string";
     case PH_OPTION_CHOICE:
       return "choice";
+    case PH_OPTION_INT_LIST:
+      return "int list" + (range_text(o).empty() ? "" : ", each" + range_text(o));
     default:
       return "unknown type";
   }
@@ -101,6 +107,20 @@ std::string type_text(const ph_option& o) {
 
 bool within(const ph_option& o, double v) {
   return v >= o.min_value && v <= o.max_value;
+}
+
+// An INT value: an integer that fits int64 and the option's bounds.
+bool accept_integer(const ph_option& o, const json& value, json& normalised) {
+  if (value.is_number_unsigned()) {
+    const uint64_t u = value.get<uint64_t>();
+    if (u > (uint64_t)std::numeric_limits<int64_t>::max()) return false;
+    normalised = (int64_t)u;
+  } else if (value.is_number_integer()) {
+    normalised = value.get<int64_t>();
+  } else {
+    return false;
+  }
+  return within(o, (double)normalised.get<int64_t>());
 }
 
 // `value` checked against the declaration and normalised, or a null optional when it
@@ -111,17 +131,17 @@ bool accept(const ph_option& o, const json& value, json& normalised) {
     return o.nullable != 0;
   }
   switch (o.type) {
-    case PH_OPTION_INT: {
-      if (value.is_number_unsigned()) {
-        const uint64_t u = value.get<uint64_t>();
-        if (u > (uint64_t)std::numeric_limits<int64_t>::max()) return false;
-        normalised = (int64_t)u;
-      } else if (value.is_number_integer()) {
-        normalised = value.get<int64_t>();
-      } else {
-        return false;
+    case PH_OPTION_INT:
+      return accept_integer(o, value, normalised);
+    case PH_OPTION_INT_LIST: {  // every element an INT within the bounds
+      if (!value.is_array()) return false;
+      normalised = json::array();
+      for (const json& element : value) {
+        json n;
+        if (!accept_integer(o, element, n)) return false;
+        normalised.push_back(n);
       }
-      return within(o, (double)normalised.get<int64_t>());
+      return true;
     }
     case PH_OPTION_FLOAT:
       if (!value.is_number()) return false;
@@ -170,6 +190,11 @@ json parse_set_value(const ph_option& o, const std::string& text, bool& parsed) 
       if (text == "true" || text == "1") return true;
       if (text == "false" || text == "0") return false;
       break;
+    case PH_OPTION_INT_LIST: {  // JSON text: [1,2,3]
+      const json v = json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (v.is_array()) return v;
+      break;
+    }
     default:
       return text;  // STRING and CHOICE take the text as it is
   }
@@ -230,11 +255,11 @@ void check_option_declarations(const ph_method_descriptor& d) {
     if (!o.name || !*o.name) throw Error(where + " has no name");
     const std::string named = plugin + ": option " + o.name;
     if (!seen.insert(o.name).second) throw Error(named + " is declared twice");
-    if (o.type < PH_OPTION_INT || o.type > PH_OPTION_CHOICE)
+    if (o.type < PH_OPTION_INT || o.type > PH_OPTION_INT_LIST)
       throw Error(named + " has an unknown type " + std::to_string(o.type));
     if (o.type == PH_OPTION_CHOICE && choices_of(o).empty())
       throw Error(named + " is a choice without choices");
-    if ((o.type == PH_OPTION_INT || o.type == PH_OPTION_FLOAT) &&
+    if ((o.type == PH_OPTION_INT || o.type == PH_OPTION_FLOAT || o.type == PH_OPTION_INT_LIST) &&
         (std::isnan(o.min_value) || std::isnan(o.max_value) || o.min_value > o.max_value))
       throw Error(named + " has bounds [" + number_text(o.min_value) + ", " +
                   number_text(o.max_value) + "] (min must be <= max)");

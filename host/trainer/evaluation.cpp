@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "host/trainer/token_kinds.h"
 #include "models/engine/engine.h"
 #include "models/generate/generate.h"
 #include "models/generate/seq2seq_generate.h"
@@ -31,11 +32,13 @@ std::vector<int64_t> tasks_of(const std::vector<const Encoded*>& batch) {
   return tasks;
 }
 
-// Mean NLL per sequence of `seqs` (each with its task) in batches; with `logits`, each
-// sequence's logits too (a classifier's [1, classes]).
+// Mean NLL per sequence of `seqs` (each with its task) in batches, scored as the method
+// scores them (score_labels, with BOS `bos_id`); with `logits`, each sequence's logits
+// too (a classifier's [1, classes]).
 std::vector<double> sequence_nll(const Model& model, host::MethodInstance& method,
                                  const std::vector<const Encoded*>& items, int batch_size,
-                                 const NamedTensors* head, std::vector<int>* scored = nullptr,
+                                 const NamedTensors* head, int32_t bos_id,
+                                 std::vector<int>* scored = nullptr,
                                  std::vector<xt::xtensor<float, 2>>* logits = nullptr) {
   std::vector<double> nll;
   for (size_t i0 = 0; i0 < items.size(); i0 += batch_size) {
@@ -45,6 +48,8 @@ std::vector<double> sequence_nll(const Model& model, host::MethodInstance& metho
     for (const Encoded* e : batch) seqs.push_back(e->sequence);
     Injection inj = method.forward((int64_t)batch.size(), tasks_of(batch), false);
     if (head) inj.head = *head;
+    if (model.config.task == TaskType::kCausalLm && method.scores_labels())
+      method.score_labels(seqs, batch_token_kinds(seqs, bos_id), tasks_of(batch), 0);
     PassOptions options;
     options.all_logits = logits != nullptr;
     TrainingPass pass(model, options);
@@ -172,7 +177,8 @@ bool rank_hit(const Model& model, const Tokenizer* tokenizer, host::MethodInstan
   }
   std::vector<const Encoded*> ptrs;
   for (const auto& v : variants) ptrs.push_back(&v);
-  const auto scores = sequence_nll(model, method, ptrs, (int)ptrs.size(), options.head);
+  const auto scores = sequence_nll(model, method, ptrs, (int)ptrs.size(), options.head,
+                                   options.encoding.encode.bos_id);
   return (int)(std::min_element(scores.begin(), scores.end()) - scores.begin()) == answer;
 }
 
@@ -192,8 +198,9 @@ std::vector<ExampleEval> evaluate_examples(const Model& model, const Tokenizer* 
   std::vector<int> scored;
   const bool classification = model.config.task == TaskType::kSeqCls;
   std::vector<xt::xtensor<float, 2>> logits;
-  const auto nll = sequence_nll(model, method, items, options.batch_size, options.head, &scored,
-                                classification ? &logits : nullptr);
+  const auto nll =
+      sequence_nll(model, method, items, options.batch_size, options.head,
+                   options.encoding.encode.bos_id, &scored, classification ? &logits : nullptr);
   std::vector<ExampleEval> out(end - begin);
   for (size_t k = 0; k < out.size(); ++k) {
     out[k].nll = nll[k];

@@ -21,6 +21,7 @@
 #include "host/trainer/run_folder.h"
 #include "host/trainer/run_inputs.h"
 #include "host/trainer/task_encoding.h"
+#include "host/trainer/token_kinds.h"
 #include "host/trainer/trained_head.h"
 #include "models/common/error.h"
 #include "models/tokenizer/tokenizer.h"
@@ -366,6 +367,9 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
     if (!share.empty()) {
       Injection inj = method.forward((int64_t)share.size(), task_ids, true, loop.step);
       if (!head.empty()) inj.head = head.values();
+      if (model.config.task == TaskType::kCausalLm && method.scores_labels())
+        method.score_labels(seqs, batch_token_kinds(seqs, encoding.encode.bos_id), task_ids,
+                            loop.step);
       loss = pass.forward(seqs, inj);
       scored = pass.scored_count();
       pass.backward(grad);
@@ -409,6 +413,7 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
       if (ranks.distributed()) sum_gradients(refs, ranks);
       const double lr = schedule.at(loop.step);
       const double grad_norm = optimizer.update(refs, lr, loop.step + 1);
+      method.after_step(loop.step);
       ++loop.step;
       const double loss = loss_sum / micro;
       summary.last_loss = loss;

@@ -59,6 +59,10 @@ std::vector<BadValue> bad_values(const ph_option& o) {
       bad.push_back({"a number for a choice", 42});
       bad.push_back({"a string not among the choices", "__not_a_choice__"});
       break;
+    case PH_OPTION_INT_LIST:
+      bad.push_back({"a string for an int list", "abc"});
+      bad.push_back({"a fraction in an int list", nlohmann::json::array({1.5})});
+      break;
   }
   if (!o.nullable) bad.push_back({"null for a non-nullable option", nullptr});
   return bad;
@@ -69,6 +73,7 @@ std::string bad_assignment(const ph_option& o) {
   switch (o.type) {
     case PH_OPTION_INT:
     case PH_OPTION_FLOAT:
+    case PH_OPTION_INT_LIST:
       return "abc";
     case PH_OPTION_BOOL:
       return "maybe";

@@ -154,6 +154,8 @@ const char* type_name(ph_option_type type) {
       return "string";
     case PH_OPTION_CHOICE:
       return "choice";
+    case PH_OPTION_INT_LIST:
+      return "int list";
   }
   return "unknown";
 }
@@ -183,6 +185,14 @@ std::string declaration_problem(const ph_option& o, const nlohmann::json& value)
         return "not one of the choices";
       return "";
     }
+    case PH_OPTION_INT_LIST:
+      if (!value.is_array()) return "not a list";
+      for (const auto& e : value) {
+        if (!e.is_number_integer()) return "an element that is not an integer";
+        if (e.get<double>() < o.min_value || e.get<double>() > o.max_value)
+          return "an element outside [" + sci(o.min_value) + ", " + sci(o.max_value) + "]";
+      }
+      return "";
   }
   return "unknown option type " + std::to_string(o.type);
 }
@@ -342,11 +352,11 @@ void check_metadata(const Context& ctx, Report& report) {
     if (!std::regex_match(name, std::regex("[a-z][a-z0-9_]*")))
       report.warn("option \"" + name + "\" is not a lower_snake_case adapter_config.json key");
     require(nonblank(o.help), "option \"" + name + "\" has no help text");
-    require(o.type >= PH_OPTION_INT && o.type <= PH_OPTION_CHOICE,
+    require(o.type >= PH_OPTION_INT && o.type <= PH_OPTION_INT_LIST,
             "option \"" + name + "\" has an unknown type " + std::to_string(o.type));
     if (o.type == PH_OPTION_CHOICE)
       require(!host::choices_of(o).empty(), "choice option \"" + name + "\" has no choices");
-    if (o.type == PH_OPTION_INT || o.type == PH_OPTION_FLOAT)
+    if (o.type == PH_OPTION_INT || o.type == PH_OPTION_FLOAT || o.type == PH_OPTION_INT_LIST)
       require(o.min_value <= o.max_value, "option \"" + name + "\" has min_value > max_value");
     require(o.default_value != nullptr, "option \"" + name + "\" has no default");
     nlohmann::json value;

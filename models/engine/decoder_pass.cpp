@@ -48,6 +48,7 @@ struct Score {
   int row;
   int target;
   int sequence;
+  float weight;  // Sequence::label_weights (1 when it has none)
 };
 
 void check_injection(const ModelConfig& c, const Injection& inj) {
@@ -76,6 +77,13 @@ void check_sequence(const ModelConfig& c, const Injection& inj, const Sequence& 
                 (n_prefix ? " plus a prefix of " + std::to_string(n_prefix) : std::string()) +
                 " exceeds the model's context of " + std::to_string(c.max_positions));
   check_tokens(c, inj, s.tokens, b, where);
+  if (!s.label_weights.empty() && s.label_weights.size() != s.labels.size())
+    throw Error(where + std::to_string(s.label_weights.size()) + " label weights for " +
+                std::to_string(s.labels.size()) + " labels");
+  for (size_t t = 0; t < s.label_weights.size(); ++t)
+    if (!std::isfinite(s.label_weights[t]) || s.label_weights[t] < 0)
+      throw Error(where + "label weight " + std::to_string(s.label_weights[t]) + " at position " +
+                  std::to_string(t) + " is not a finite number >= 0");
   for (size_t t = 0; t < s.labels.size(); ++t) {
     const int32_t l = s.labels[t];
     if (l != kIgnoreLabel && (l < 0 || l >= c.vocab_size))
@@ -210,14 +218,17 @@ struct DecoderPass::State {
     std::vector<int> rows;
     for (size_t b = 0; b < batch.size(); ++b) {
       const auto& labels = batch[b].labels;
+      const auto& weights = batch[b].label_weights;
       for (size_t t = 1; t < labels.size(); ++t)
-        if (labels[t] != kIgnoreLabel) scores.push_back({predicting_row(b, t), labels[t], (int)b});
+        if (labels[t] != kIgnoreLabel)
+          scores.push_back(
+              {predicting_row(b, t), labels[t], (int)b, weights.empty() ? 1.0f : weights[t]});
     }
     for (const Score& s : scores) rows.push_back(s.row);
     const size_t N = scores.size();
 
-    // loss and d loss / d (final-normed rows): (softmax(logits) - onehot) / N, turned into
-    // the rows' gradient chunk by chunk
+    // loss = sum(w * CE) / N and d loss / d (final-normed rows): w (softmax(logits) -
+    // onehot) / N, turned into the rows' gradient chunk by chunk
     final_mean.resize({N});
     final_rstd.resize({N});
     d_final.resize({N, (size_t)D});
@@ -226,8 +237,8 @@ struct DecoderPass::State {
                 [&](size_t i, float* logit) {
                   const float target_logit = logit[scores[i].target];
                   const float lse = softmax_inplace(V, logit);
-                  row_nll[i] = (double)lse - target_logit;
-                  const float inv_n = 1.0f / N;
+                  row_nll[i] = scores[i].weight * ((double)lse - target_logit);
+                  const float inv_n = scores[i].weight / N;
 #pragma omp simd
                   for (int v = 0; v < V; ++v) logit[v] *= inv_n;
                   logit[scores[i].target] -= inv_n;
@@ -243,7 +254,8 @@ struct DecoderPass::State {
       for (size_t b = 0; b < batch.size(); ++b) {
         std::vector<int> real;
         for (size_t t = 0; t < batch[b].tokens.size(); ++t)
-          if (!is_virtual(batch[b].tokens[t])) real.push_back(predicting_row(b, t + 1));
+          if (options.virtual_logits || !is_virtual(batch[b].tokens[t]))
+            real.push_back(predicting_row(b, t + 1));
         xt::xtensor<float, 2> out = xt::empty<float>({real.size(), (size_t)V});
         head_chunks(real, nullptr, nullptr, nullptr,
                     [&](size_t i, float* logit) { std::copy_n(logit, V, &out(i, 0)); });

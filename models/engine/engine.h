@@ -100,6 +100,9 @@ struct PassOptions {
   // setup; not PEFT's layout, which prefixes the decoder's self-attention only). The
   // injection's prefix then has n_layers + 2 * n_decoder_layers blocks (seq2seq_pass.cpp).
   bool prefix_all_attention = false;
+  // Causal decoders, with all_logits: logits() covers every position, virtual tokens
+  // included (CPT scores its context's virtual positions).
+  bool virtual_logits = false;
 };
 
 class PassImpl;  // pass_impl.h

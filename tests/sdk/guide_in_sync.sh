@@ -2,7 +2,8 @@
 # docs/writing-a-plugin.md shows real code, and this keeps it real: every fenced block
 # tagged ```cpp must appear verbatim in examples/minimal_prompt_tuning/minimal_prompt_tuning.cpp,
 # every ```c block in sdk/include/prompthost_sdk/plugin_abi.h, and every ```cmake block in
-# examples/minimal_prompt_tuning/CMakeLists.txt. (Other blocks: ```sh, ```text, ...)
+# examples/minimal_prompt_tuning/CMakeLists.txt, and every ```cpt block (the chapter on ABI
+# 1.2's features) in plugins/cpt/cpt.cpp. (Other blocks: ```sh, ```text, ...)
 #
 #   guide_in_sync.sh SOURCE_DIR
 set -uo pipefail
@@ -12,7 +13,8 @@ guide="$src/docs/writing-a-plugin.md"
 declare -A quoted_from=(
   [cpp]="$src/examples/minimal_prompt_tuning/minimal_prompt_tuning.cpp"
   [c]="$src/sdk/include/prompthost_sdk/plugin_abi.h"
-  [cmake]="$src/examples/minimal_prompt_tuning/CMakeLists.txt")
+  [cmake]="$src/examples/minimal_prompt_tuning/CMakeLists.txt"
+  [cpt]="$src/plugins/cpt/cpt.cpp")
 
 [ -f "$guide" ] || { echo "FAIL: no $guide" >&2; exit 1; }
 work="$(mktemp -d)" || exit 1

@@ -289,3 +289,32 @@ TEST_CASE("describe_options prints one line per option with type, default, help 
   CHECK(text.find("encoder_hidden_size (int in [1, 1000000] or null, default null)") !=
         std::string::npos);
 }
+
+TEST_CASE("integer lists (ABI 1.2): JSON arrays from a config or --set, every element bounded") {
+  const std::vector<ph_option> options = {
+      ph::sdk::int_list_option("cpt_token_ids", "[]", 0, 96, "the context's ids")};
+  const auto d = describe(options);
+  check_option_declarations(d);
+  CHECK(resolve_options(d, {}, {}).at("cpt_token_ids") == json::array());
+  CHECK(resolve_options(d, {{"cpt_token_ids", {9, 88, 91}}}, {}).at("cpt_token_ids") ==
+        json({9, 88, 91}));
+  CHECK(resolve_options(d, {}, {"cpt_token_ids=[1, 2,3]"}).at("cpt_token_ids") == json({1, 2, 3}));
+  CHECK(resolve_options(d, {}, {"cpt_token_ids=[0,96]"}).at("cpt_token_ids") == json({0, 96}));
+  const std::string expected =
+      "option cpt_token_ids: expected a list of integers, each in [0, 96]";
+  CHECK(error_of([&] { resolve_options(d, {}, {"cpt_token_ids=[1,97]"}); }) ==
+        expected + " ([1,2,3]), got \"[1,97]\"");
+  CHECK(error_of([&] { resolve_options(d, {}, {"cpt_token_ids=1,2"}); }) ==
+        expected + " ([1,2,3]), got \"1,2\"");
+  CHECK(error_of([&] { resolve_options(d, {{"cpt_token_ids", {1, 2.5}}}, {}); }) ==
+        expected + ", got [1,2.5]");
+  CHECK(error_of([&] { resolve_options(d, {{"cpt_token_ids", -1}}, {}); }) ==
+        expected + ", got -1");
+  CHECK(describe_options(d) ==
+        "cpt_token_ids (int list, each in [0, 96], default []): the context's ids\n");
+  const std::vector<ph_option> bad_default = {
+      ph::sdk::int_list_option("ids", "[1, -1]", 0, 9, "ids")};
+  CHECK(error_of([&] { check_option_declarations(describe(bad_default)); })
+            .find("default value [1, -1] does not satisfy its own declaration") !=
+        std::string::npos);
+}

@@ -44,6 +44,12 @@ inline ph_option string_option(const char* name, const char* default_json, const
   return make_option(name, PH_OPTION_STRING, default_json, help, nullptr, -HUGE_VAL, HUGE_VAL,
                      nullable);
 }
+// Since ABI 1.2: a JSON array of integers, every element in [min_value, max_value];
+// default_json is JSON text ("[]").
+inline ph_option int_list_option(const char* name, const char* default_json, double min_value,
+                                 double max_value, const char* help) {
+  return make_option(name, PH_OPTION_INT_LIST, default_json, help, nullptr, min_value, max_value);
+}
 inline ph_option choice_option(const char* name, const char* default_json,
                                const char* const* choices, const char* help) {
   return make_option(name, PH_OPTION_CHOICE, default_json, help, choices);
