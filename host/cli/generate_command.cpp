@@ -371,10 +371,7 @@ int run(Settings s) {
   Model model = load_model(model_path);
   model.config.task = trainer::resolve_task_type(model.config, s.task_type, model_path);
   const ModelConfig& c = model.config;
-  if (tokenizer && tokenizer->vocab_size() > c.vocab_size)
-    throw Error("the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
-                " tokens but the model only " + std::to_string(c.vocab_size) +
-                ": they do not belong together");
+  check_tokenizer_fits(tokenizer.get(), c);
   if (c.task == TaskType::kSeqCls) return classify(s, model, tokenizer.get());
   if (s.json) throw OptionError("--json is for classification (SEQ_CLS) models");
   if (c.task == TaskType::kSeq2SeqLm) return generate_encoder_decoder(s, model, tokenizer.get());

@@ -212,10 +212,7 @@ int run(const Settings& s) {
       trainer::load_data_tokenizer(tokenizer_path(s.model, s.tokenizer), true);
   Model model = load_model(s.model);
   model.config.task = trainer::resolve_task_type(model.config, "CAUSAL_LM", s.model);
-  if (tokenizer && tokenizer->vocab_size() > model.config.vocab_size)
-    throw Error("the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
-                " tokens but the model only " + std::to_string(model.config.vocab_size) +
-                ": they do not belong together");
+  check_tokenizer_fits(tokenizer.get(), model.config);
 
   serve::Metrics metrics;
   const std::unique_ptr<serve::CompletionService> service = serve::make_model_service(

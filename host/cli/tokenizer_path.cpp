@@ -18,4 +18,11 @@ std::string tokenizer_path(const std::string& model, const std::string& explicit
               beside.string() + "' does not exist");
 }
 
+void check_tokenizer_fits(const Tokenizer* tokenizer, const ModelConfig& config) {
+  if (tokenizer && tokenizer->vocab_size() > config.vocab_size)
+    throw Error("the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
+                " tokens but the model only " + std::to_string(config.vocab_size) +
+                ": they do not belong together");
+}
+
 }  // namespace ph::cli

@@ -118,6 +118,10 @@ class MethodInstance {
   Adapter export_adapter() const;
   void import_adapter(const Adapter& adapter);
 
+  // The plugin's own table, for the conformance runner (host/validate), which calls the
+  // ABI 1.2 entries directly to check what a plugin returns from them.
+  ph_method* table() const { return method_; }
+
  private:
   std::string context(const char* call) const;  // "plugin NAME: call"
   // Runs fn(), a call into the plugin, marked as `call` (plugin_call.h: crash reports

@@ -96,6 +96,13 @@ void check_entry(const std::string& path, const ph_plugin_entry* entry) {
                    std::to_string(entry->abi_major) + "), this host speaks ABI " +
                    std::to_string(PH_ABI_MAJOR) + "." + std::to_string(PH_ABI_MINOR) +
                    ": rebuild the plugin against this host's SDK");
+  // A newer minor may rely on fields this host never fills; its own init should refuse,
+  // but a plugin that does not check must not be trusted with an older table either.
+  if (entry->abi_minor > PH_ABI_MINOR)
+    fail(path, "needs ABI " + std::to_string(entry->abi_major) + "." +
+                   std::to_string(entry->abi_minor) + ", this host speaks " +
+                   std::to_string(PH_ABI_MAJOR) + "." + std::to_string(PH_ABI_MINOR) +
+                   ": use a newer PromptHost or rebuild the plugin against this host's SDK");
   if (entry->struct_size < abi_1_0::kEntrySize)
     fail(path, "its entry table is too small: struct_size " + std::to_string(entry->struct_size) +
                    " < " + std::to_string(abi_1_0::kEntrySize) +

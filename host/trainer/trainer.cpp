@@ -410,7 +410,7 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
         loss_sum +=
             micro_step(rank_share(idx, train_data.lengths, ranks.rank(), ranks.size()), micro);
       }
-      if (ranks.distributed()) sum_gradients(refs, ranks);
+      sum_gradients(refs, ranks);  // no-op alone
       const double lr = schedule.at(loop.step);
       const double grad_norm = optimizer.update(refs, lr, loop.step + 1);
       method.after_step(loop.step);

@@ -80,5 +80,10 @@ void check_random_batches(const Context& ctx, Report& report);    // checks_trai
 void check_state_round_trip(const Context& ctx, Report& report);  // checks_state.cpp
 void check_determinism(const Context& ctx, Report& report);       // checks_state.cpp
 void check_export(const Context& ctx, Report& report);            // checks_state.cpp
+// ABI 1.2's features, each skipped (with the reason) when the plugin does not have it.
+void check_adapter_prompts(const Context& ctx, Report& report);  // checks_features.cpp
+void check_score_labels(const Context& ctx, Report& report);     // checks_features.cpp
+void check_after_step(const Context& ctx, Report& report);       // checks_features.cpp
+void check_teacher(const Context& ctx, Report& report);          // checks_features.cpp
 
 }  // namespace ph::validate

@@ -11,15 +11,8 @@
 namespace ph::validate {
 namespace {
 
-// Finite differences (float32 model and parameters): a central difference of the loss
-// along a unit direction u must equal <grad, u> within kRelativeTolerance * |grad|
-// (+ kAbsoluteTolerance). Along the gradient itself the difference is the most sensitive;
-// two random directions catch a gradient that is right only in size. Both step sizes are
-// tried, the smaller error counts: a large step suffers from curvature, a small one from
-// float32 rounding.
-constexpr double kSteps[] = {1e-2, 1e-3};
-constexpr double kRelativeTolerance = 1e-2;
-constexpr double kAbsoluteTolerance = 1e-6;
+// Two random directions besides the gradient's own catch a gradient that is right only
+// in size (the tolerance: fixture.h's kFdRelativeTolerance).
 constexpr int kRandomDirections = 2;
 // Two backward calls without zeroing must give twice the gradient of one, to this
 // relative precision (float32 accumulation).
@@ -64,8 +57,8 @@ void check_parameters(const Context& ctx, Report& report) {
   require(spec.n_virtual >= 0 && spec.n_prefix >= 0,
           "negative n_virtual (" + std::to_string(spec.n_virtual) + ") or n_prefix (" +
               std::to_string(spec.n_prefix) + ")");
-  require(spec.n_virtual > 0 || spec.n_prefix > 0,
-          "the injection spec injects nothing (n_virtual = n_prefix = 0)");
+  require(spec.n_virtual > 0 || spec.n_prefix > 0 || adapter_spec(*instance).adapter_len > 0,
+          "the injection spec injects nothing (n_virtual = n_prefix = adapter_len = 0)");
   require(spec.per_example == 0 || spec.per_example == 1,
           "per_example is " + std::to_string(spec.per_example) + ", not 0 or 1");
   require(spec.n_virtual + spec.n_prefix < f.model.config.max_positions,
@@ -107,39 +100,15 @@ void check_gradient(const Context& ctx, Report& report) {
               sci(loss) + ", |grad| " + sci(grad_norm));
   report.note(
       "central differences, steps 1e-2 and 1e-3 (best counts), tolerance |fd - grad.u| <= " +
-      sci(kRelativeTolerance) + " |grad| + " + sci(kAbsoluteTolerance));
+      sci(kFdRelativeTolerance) + " |grad| + " + sci(kFdAbsoluteTolerance));
 
   const std::vector<float> base = flat_values(*instance);
-  std::vector<std::vector<double>> directions;
-  directions.push_back(grad);
-  std::normal_distribution<double> normal;
-  for (int k = 0; k < kRandomDirections; ++k) {
-    std::vector<double> u(grad.size());
-    for (double& x : u) x = normal(rng);
-    directions.push_back(u);
-  }
-  const double tolerance = kRelativeTolerance * grad_norm + kAbsoluteTolerance;
-  for (size_t k = 0; k < directions.size(); ++k) {
-    std::vector<double>& u = directions[k];
-    const double un = norm(u);
-    for (double& x : u) x /= un;
-    double analytic = 0.0;
-    for (size_t i = 0; i < u.size(); ++i) analytic += grad[i] * u[i];
-    double best_fd = 0.0, best_error = INFINITY, best_step = 0.0;
-    for (double step : kSteps) {
-      const double fd = (loss_at(*instance, f, probe, base, u, step) -
-                         loss_at(*instance, f, probe, base, u, -step)) /
-                        (2 * step);
-      const double error = std::fabs(fd - analytic);
-      if (error < best_error) best_fd = fd, best_error = error, best_step = step;
-    }
-    const std::string line =
-        std::string(k == 0 ? "along the gradient" : "random direction " + std::to_string(k)) +
-        ": finite difference " + sci(best_fd) + " (step " + sci(best_step) + "), analytic " +
-        sci(analytic) + ", error " + sci(best_error) + " (tolerance " + sci(tolerance) + ")";
-    require(best_error <= tolerance, "gradient wrong " + line);
-    report.note(line);
-  }
+  check_directions(
+      grad, kRandomDirections, rng,
+      [&](const std::vector<double>& u, double step) {
+        return loss_at(*instance, f, probe, base, u, step);
+      },
+      "gradient", report);
 
   // Accumulation: a second backward (no zeroing) adds the same gradient again.
   instance->zero_grad();

@@ -284,4 +284,68 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ignored);
 }
 
+AdapterSpec adapter_spec(const host::MethodInstance& instance) {
+  ph_method* table = instance.table();
+  const ph_injection_spec* spec = table->injection(table);
+  AdapterSpec a;
+  if (spec && PH_HAS(spec, ph_injection_spec, adapter_layers)) {
+    a.adapter_len = spec->adapter_len;
+    a.adapter_layers = spec->adapter_layers;
+  }
+  return a;
+}
+
+DirectionalDifference directional_difference(const std::function<double(double)>& loss_along,
+                                             double analytic) {
+  constexpr double kSteps[] = {1e-2, 1e-3};
+  DirectionalDifference best;
+  best.analytic = analytic;
+  best.error = INFINITY;
+  for (double step : kSteps) {
+    const double fd = (loss_along(step) - loss_along(-step)) / (2 * step);
+    const double error = std::fabs(fd - analytic);
+    if (error < best.error) best.finite_difference = fd, best.error = error, best.step = step;
+  }
+  return best;
+}
+
+std::string describe(const DirectionalDifference& d, double tolerance) {
+  return "finite difference " + sci(d.finite_difference) + " (step " + sci(d.step) +
+         "), analytic " + sci(d.analytic) + ", error " + sci(d.error) + " (tolerance " +
+         sci(tolerance) + ")";
+}
+
+void check_directions(const std::vector<double>& grad, int random_directions, std::mt19937_64& rng,
+                      const std::function<double(const std::vector<double>&, double)>& loss_at,
+                      const std::string& what, Report& report) {
+  auto norm = [](const std::vector<double>& v) {
+    double s = 0.0;
+    for (double x : v) s += x * x;
+    return std::sqrt(s);
+  };
+  std::vector<std::vector<double>> directions{grad};
+  std::normal_distribution<double> normal;
+  for (int k = 0; k < random_directions; ++k) {
+    std::vector<double> u(grad.size());
+    for (double& x : u) x = normal(rng);
+    directions.push_back(u);
+  }
+  const double tolerance = kFdRelativeTolerance * norm(grad) + kFdAbsoluteTolerance;
+  for (size_t k = 0; k < directions.size(); ++k) {
+    std::vector<double>& u = directions[k];
+    const double un = norm(u);
+    if (un == 0.0) continue;  // a zero gradient: the random directions still check it
+    for (double& x : u) x /= un;
+    double analytic = 0.0;
+    for (size_t i = 0; i < u.size(); ++i) analytic += grad[i] * u[i];
+    const DirectionalDifference d =
+        directional_difference([&](double step) { return loss_at(u, step); }, analytic);
+    const std::string line =
+        (k == 0 ? std::string("along the gradient") : "random direction " + std::to_string(k)) +
+        ": " + describe(d, tolerance);
+    require(d.error <= tolerance, what + " wrong " + line);
+    report.note(what + " " + line);
+  }
+}
+
 }  // namespace ph::validate

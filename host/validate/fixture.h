@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -45,6 +46,14 @@ struct Fixture {
   int64_t num_tasks = 0;   // the "num_tasks" option, 0 when the method has none
 };
 
+// The adapter prompts of an instance's spec as the plugin reports it (ph_injection_spec
+// since 1.2; 0 / 0 for an older spec): read from the plugin's table, not the host's copy.
+struct AdapterSpec {
+  int32_t adapter_len = 0;
+  int32_t adapter_layers = 0;
+};
+AdapterSpec adapter_spec(const host::MethodInstance& instance);
+
 // A batch to run an instance's injection through the frozen model.
 struct Probe {
   std::vector<Sequence> sequences;
@@ -85,6 +94,26 @@ bool same_bytes(const float* a, const float* b, size_t n);
 // max |a - b| / max(max |b|, tiny); infinity when the shapes differ.
 double max_relative_difference(const Injection& a, const Injection& b);
 std::string describe_shapes(const Injection& injection);
+
+// A gradient against finite differences along unit directions u: a central difference
+// of loss(step) = loss at x + step * u must equal <grad, u> within kFdRelativeTolerance *
+// |grad| + kFdAbsoluteTolerance. Steps 1e-2 and 1e-3 are tried and the smaller error
+// counts: a large step suffers from curvature, a small one from float32 rounding.
+constexpr double kFdRelativeTolerance = 1e-2;
+constexpr double kFdAbsoluteTolerance = 1e-6;
+struct DirectionalDifference {
+  double finite_difference = 0.0, analytic = 0.0, error = 0.0, step = 0.0;
+};
+DirectionalDifference directional_difference(const std::function<double(double)>& loss_along,
+                                             double analytic);
+// "finite difference F (step S), analytic A, error E (tolerance T)".
+std::string describe(const DirectionalDifference& d, double tolerance);
+// Checks `grad` along itself and along `random_directions` random unit directions
+// (drawn from rng); loss_at(u, step) is the loss at x + step * u. Fails naming `what`;
+// notes one line per direction.
+void check_directions(const std::vector<double>& grad, int random_directions, std::mt19937_64& rng,
+                      const std::function<double(const std::vector<double>&, double)>& loss_at,
+                      const std::string& what, Report& report);
 
 // "1.5e-03"-style number formatting for notes.
 std::string sci(double value);

@@ -56,6 +56,21 @@ const std::vector<Check>& all_checks() {
       {"random_batches",
        "random batch sizes and task ids: forward/backward stay finite (per task type)", true,
        per_task_type<check_random_batches>},
+      // ABI 1.2: skipped when the plugin does not use the feature.
+      {"adapter_prompts",
+       "adapter prompts: shapes, gradients of prompts and gates through the engine and of "
+       "the parameters through backward_injection match finite differences",
+       true, check_adapter_prompts},
+      {"score_labels",
+       "rewritten labels in the vocabulary or -100, weights finite and >= 0, deterministic, "
+       "accepted by the engine",
+       true, check_score_labels},
+      {"after_step", "after a large optimizer step on a copy, after_step leaves finite parameters",
+       true, check_after_step},
+      {"teacher",
+       "the distillation teacher: top_k >= 1, finite temperature, context ids in the "
+       "vocabulary, constant",
+       true, check_teacher},
   };
   return checks;
 }

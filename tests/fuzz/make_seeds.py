@@ -201,6 +201,18 @@ put("adapter_info", "prompthost", json.dumps({"peft_type": "PROMPT_TUNING", "num
     json.dumps({"plugin": "prompt_tuning", "options": {"num_virtual_tokens": 4}, "task_names": ["a", "b"],
                 "model": {"arch": "llama", "dim": 16}, "base_model": "models/demo/hf"}))
 
+# POST /v1/completions bodies: each prompt form (a string, strings, ids, lists of ids),
+# every field the parser reads, and a streamed request.
+put("completion_request", "minimal", json.dumps({"model": "demo", "prompt": "Never trust"}))
+put("completion_request", "every_field", json.dumps({
+    "model": "multi:topic", "prompt": ["a", "b"], "max_tokens": 8, "temperature": 0.7, "top_p": 0.9,
+    "top_k": 5, "seed": 3, "stop": ["\n", "Q:"], "n": 2, "echo": True, "logprobs": 3,
+    "best_of": 2, "frequency_penalty": 0, "presence_penalty": 0, "logit_bias": {}, "user": "u",
+    "suffix": None, "return_token_ids": True}))
+put("completion_request", "ids", json.dumps({"model": "pt", "prompt": [[1, 2, 3], [4]], "task": "topic"}))
+put("completion_request", "stream", json.dumps({"model": "demo", "prompt": [5, 6], "stream": True,
+                                                "stream_options": {"include_usage": True}}))
+
 # The hostile inputs of shared/robustness that are parser inputs.
 for target, name in [("llama2c", "llama2c_validate_overflow.bin"), ("hf_config", "config_validate_overflow.json")]:
     src = os.path.join(root, "tests/fixtures/robustness", name)

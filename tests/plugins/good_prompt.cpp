@@ -8,10 +8,17 @@
 // to a wrong value (a gradient check must catch it); as crashes_on_request and
 // hangs_on_request, which crash or hang in the call PH_TEST_MISBEHAVE names (misbehave.h);
 // as causal_only_prompt with GOOD_PROMPT_CAUSAL_ONLY, declaring CAUSAL_LM as its only task
-// type (the host and the SDK must refuse the others).
+// type (the host and the SDK must refuse the others); as featured_prompt with
+// GOOD_PROMPT_FEATURES, which also uses ABI 1.2's features (adapter prompts in the top
+// layer with a gate, score_labels, after_step, a teacher) for prompthost-validate's
+// checks of them, and as bad_labels / nan_after_step / bad_teacher / wrong_adapter_gradient
+// (GOOD_PROMPT_BREAK_*), each breaking one of them.
 #include <prompthost_sdk/sdk.hpp>
 
 #include <xtensor/xnoalias.hpp>
+
+#include <algorithm>
+#include <cmath>
 
 #include <string>
 
@@ -35,7 +42,7 @@ const ph_option kOptions[] = {
     int_option("num_prefix_tokens", "0", 0, 64, "key/value prefix length; 0: none"),
 };
 
-#ifdef GOOD_PROMPT_CAUSAL_ONLY
+#if defined(GOOD_PROMPT_CAUSAL_ONLY) || defined(GOOD_PROMPT_FEATURES)
 const ph_task_type kTaskTypes[] = {PH_TASK_CAUSAL_LM};
 #else
 const ph_task_type kTaskTypes[] = {PH_TASK_CAUSAL_LM, PH_TASK_SEQ_2_SEQ_LM, PH_TASK_SEQ_CLS};
@@ -85,11 +92,28 @@ class GoodPrompt : public Method {
       check(ctx.random().fill_normal(ctx.host, ctx.seed, /*stream=*/1, 0.0f, 0.02f,
                                      prefix_->value.dl()));
     }
+#ifdef GOOD_PROMPT_FEATURES
+    // LLaMA-Adapter's tensors, PEFT's init: prompts N(0, 1), gates 0.
+    prompts_ = &add_parameter("adaption_prompt", {kAdapterLayers, kAdapterLen, (size_t)model_.dim});
+    check(ctx.random().fill_normal(ctx.host, ctx.seed, /*stream=*/2, 0.0f, 1.0f,
+                                   prompts_->value.dl()));
+    gates_ = &add_parameter("adaption_gate", {kAdapterLayers});
+    for (int64_t i = 0; i < 4; ++i) context_ids_[i] = 3 + i;
+    teacher_ = ph_teacher_spec{sizeof(ph_teacher_spec), 4, 1.0f, context_ids_, 4};
+#ifdef GOOD_PROMPT_BREAK_TEACHER
+    teacher_.top_k = 0;
+    context_ids_[1] = model_.vocab_size;
+#endif
+#endif
   }
 
   ph_injection_spec injection() const override {
     ph_injection_spec spec = virtual_tokens_spec((int32_t)n_, per_example_);
     spec.n_prefix = (int32_t)n_prefix_;
+#ifdef GOOD_PROMPT_FEATURES
+    spec.adapter_len = (int32_t)kAdapterLen;
+    spec.adapter_layers = (int32_t)kAdapterLayers;
+#endif
     return spec;
   }
 
@@ -133,6 +157,10 @@ class GoodPrompt : public Method {
     misbehave_if_requested("export");
     put_tensor(sink, "prompt_embeddings", embedding_->value.dl());
     if (prefix_) put_tensor(sink, "prefix_key_values", prefix_->value.dl());
+#ifdef GOOD_PROMPT_FEATURES
+    put_tensor(sink, "adaption_prompt", prompts_->value.dl());
+    put_tensor(sink, "adaption_gate", gates_->value.dl());
+#endif
     put_config(sink, {{"num_virtual_tokens", n_}, {"token_dim", model_.dim}});
   }
 
@@ -146,8 +174,63 @@ class GoodPrompt : public Method {
     }
     // After every check (all or nothing), and in place: the host holds pointers to the
     // parameters' memory, so a plain `=` (which may swap in a new buffer) would break them.
+#ifdef GOOD_PROMPT_FEATURES
+    const DLTensor& prompts = get_tensor(source, "adaption_prompt");
+    expect_shape(prompts, {kAdapterLayers, kAdapterLen, (size_t)model_.dim}, "adaption_prompt");
+    const DLTensor& gates = get_tensor(source, "adaption_gate");
+    expect_shape(gates, {kAdapterLayers}, "adaption_gate");
+    xt::noalias(prompts_->value.values()) = view<const float, 3>(prompts);
+    xt::noalias(gates_->value.values()) = view<const float, 1>(gates);
+#endif
     xt::noalias(embedding_->value.values()) = view<const float, 2>(e);
   }
+
+#ifdef GOOD_PROMPT_FEATURES
+  void forward_adapters(const Batch&, bool, DLTensor* prompts, DLTensor* gates) override {
+    expect_shape(*prompts, {kAdapterLayers, kAdapterLen, (size_t)model_.dim}, "adapter_prompts");
+    expect_shape(*gates, {kAdapterLayers}, "adapter_gates");
+    xt::noalias(view<float, 3>(*prompts)) = prompts_->value.values();
+    xt::noalias(view<float, 1>(*gates)) = gates_->value.values();
+  }
+
+  void backward_adapters(const Batch&, const DLTensor* grad_prompts,
+                         const DLTensor* grad_gates) override {
+#ifdef GOOD_PROMPT_BREAK_ADAPTER_GRADIENT
+    const float scale = -1.0f;
+#else
+    const float scale = 1.0f;
+#endif
+    xt::noalias(prompts_->grad.values()) += scale * view<const float, 3>(*grad_prompts);
+    xt::noalias(gates_->grad.values()) += scale * view<const float, 1>(*grad_gates);
+  }
+
+  // CPT-like: the scored labels of odd positions count half.
+  void score_labels(const Batch& batch, ph_scored_sequence* sequences) override {
+    for (int64_t b = 0; b < batch.size; ++b) {
+      ph_scored_sequence& s = sequences[b];
+      for (int64_t t = 0; t < s.length; ++t)
+        if (s.labels[t] != -100 && t % 2 == 1) s.weights[t] = 0.5f;
+#ifdef GOOD_PROMPT_BREAK_LABELS
+      s.labels[s.length - 1] = model_.vocab_size;  // outside the vocabulary
+#endif
+    }
+  }
+
+  // A projection: every value back into [-kBound, kBound].
+  void after_step(int64_t) override {
+    for (size_t i = 0; i < parameter_count(); ++i) {
+      auto v = parameter(i).value.values();
+      for (float& x : v) x = std::min(std::max(x, -kBound), kBound);
+    }
+#ifdef GOOD_PROMPT_BREAK_AFTER_STEP
+    embedding_->value.values()(0, 0) = std::nanf("");
+#endif
+  }
+
+  const ph_teacher_spec* teacher() const override {
+    return &teacher_;
+  }
+#endif
 
  private:
   std::vector<size_t> prefix_shape() const {
@@ -161,6 +244,14 @@ class GoodPrompt : public Method {
   ph_model_info model_;
   Parameter* embedding_ = nullptr;
   Parameter* prefix_ = nullptr;
+#ifdef GOOD_PROMPT_FEATURES
+  static constexpr size_t kAdapterLen = 2, kAdapterLayers = 1;
+  static constexpr float kBound = 3.0f;
+  Parameter* prompts_ = nullptr;
+  Parameter* gates_ = nullptr;
+  int64_t context_ids_[4] = {};
+  ph_teacher_spec teacher_{};
+#endif
 };
 
 }  // namespace

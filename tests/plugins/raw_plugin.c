@@ -302,7 +302,11 @@ __attribute__((unused)) static const ph_plugin_entry kEntry = {
 #else
     PH_ABI_MAJOR,
 #endif
+#ifdef PH_TEST_VARIANT_TOO_NEW
+    PH_ABI_MINOR + 1, /* needs a host newer than this one; raw_init does not check */
+#else
     PH_ABI_MINOR,
+#endif
     raw_init,
     raw_deinit,
 #ifdef PH_TEST_VARIANT_NULL_DESCRIPTOR

@@ -11,34 +11,9 @@ cmake_minimum_required(VERSION 3.16)
 # 6.x: the newest line that runs on Debian 12's Node (7.x needs Node 22).
 set(package openai@6.30.1)
 
-macro(skip reason)
-  message(STATUS "SKIPPED: ${reason}")
-  return()
-endmacro()
-
-if(DEFINED ENV{PROMPTHOST_NO_NETWORK})
-  skip("PROMPTHOST_NO_NETWORK is set")
-endif()
-find_program(NODE node)
-find_program(NPM npm)
-if(NOT NODE OR NOT NPM)
-  skip("node and npm are needed (Debian: apt-get install nodejs npm)")
-endif()
-if(NOT EXISTS "${NODE_DIR}/node_modules/openai/package.json")
-  file(MAKE_DIRECTORY "${NODE_DIR}")
-  execute_process(COMMAND ${NPM} install --prefix "${NODE_DIR}" --no-audit --no-fund ${package}
-                  RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT code EQUAL 0)
-    skip("npm install ${package} failed (no registry?):\n${err}")
-  endif()
-endif()
-execute_process(COMMAND ${NODE} -e "require('openai')" WORKING_DIRECTORY "${NODE_DIR}"
-                RESULT_VARIABLE code ERROR_VARIABLE err)
-if(NOT code EQUAL 0)
-  skip("the openai npm package does not load with this Node:\n${err}")
-endif()
-
-set(ENV{NODE_PATH} "${NODE_DIR}/node_modules")
+include(${CMAKE_CURRENT_LIST_DIR}/../node_packages.cmake)
+ph_node_packages(DIR "${NODE_DIR}" PACKAGES ${package} REQUIRE openai
+                 MARKERS "${NODE_DIR}/node_modules/openai/package.json")
 execute_process(COMMAND ${NODE} "${SCRIPT}" "${PROMPTHOST}" TIMEOUT 120 RESULT_VARIABLE code
                 OUTPUT_VARIABLE out ERROR_VARIABLE err)
 message(STATUS "${out}")

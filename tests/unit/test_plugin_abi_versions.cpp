@@ -59,22 +59,14 @@ double loss_of(MethodInstance& instance, const ph::Model& model, bool backward) 
   return loss;
 }
 
-}  // namespace
-
-TEST_CASE("a plugin built against the 1.0 SDK loads, trains a step and exports in this host",
-          "[abi]") {
-  const auto library = PluginLibrary::load(test_plugin("abi_v1_0_prompt_tuning"));
-  // What it was built with: ABI 1.0 and 1.0's descriptor (no task types).
-  CHECK(library->entry().abi_minor == 0);
-  CHECK(library->descriptor().struct_size == offsetof(ph_method_descriptor, n_options) + 8);
-  CHECK_FALSE(PH_HAS(&library->descriptor(), ph_method_descriptor, n_task_types));
-  CHECK(declared_task_types(library->descriptor()).empty());
-
-  const ph::Model model = ph::make_random_model(ph::test::tiny_llama_config(), 5);
+// Its instance (4 virtual tokens) lowers the loss with one gradient step, and exports
+// its parameter as PEFT's prompt_embeddings.
+void trains_a_step_and_exports(const std::shared_ptr<PluginLibrary>& library,
+                               const ph::Model& model) {
   const ModelHost host(model, nullptr);
   auto instance = make(library, host, {{"num_virtual_tokens", 4}});
   REQUIRE(instance->injection().n_virtual == 4);
-  CHECK(instance->virtual_layout().input == 4);  // a 1.0 spec: every row in the input
+  CHECK(instance->virtual_layout().input == 4);  // causal: every row in the input
   CHECK(instance->virtual_layout().decoder == 0);
 
   // One step of gradient descent on its parameter lowers the loss.
@@ -91,10 +83,48 @@ TEST_CASE("a plugin built against the 1.0 SDK loads, trains a step and exports i
   CHECK(shape == std::vector<int64_t>{4, model.config.dim});
   CHECK(std::memcmp(values.data(), p.value, p.numel * sizeof(float)) == 0);
   CHECK(adapter.config.at("num_virtual_tokens") == 4);
+}
+
+}  // namespace
+
+TEST_CASE("a plugin built against the 1.0 SDK loads, trains a step and exports in this host",
+          "[abi]") {
+  const auto library = PluginLibrary::load(test_plugin("abi_v1_0_prompt_tuning"));
+  // What it was built with: ABI 1.0 and 1.0's descriptor (no task types).
+  CHECK(library->entry().abi_minor == 0);
+  CHECK(library->descriptor().struct_size == offsetof(ph_method_descriptor, n_options) + 8);
+  CHECK_FALSE(PH_HAS(&library->descriptor(), ph_method_descriptor, n_task_types));
+  CHECK(declared_task_types(library->descriptor()).empty());
+
+  const ph::Model model = ph::make_random_model(ph::test::tiny_llama_config(), 5);
+  trains_a_step_and_exports(library, model);
 
   // Undeclared task types: offered every one (it sees 1.0's fields only).
   const ModelHost seq2seq(model, nullptr, TaskType::kSeq2SeqLm);
   CHECK(make(library, seq2seq)->injection().n_virtual == 20);
+}
+
+TEST_CASE("a plugin built against the 1.1 SDK loads, trains a step and exports in this host",
+          "[abi]") {
+  const auto library = PluginLibrary::load(test_plugin("abi_v1_1_prompt_tuning"));
+  // What it was built with: ABI 1.1's entry, descriptor (task types) and method table.
+  CHECK(library->entry().abi_minor == 1);
+  CHECK(library->descriptor().struct_size == sizeof(ph_method_descriptor));
+  CHECK(declared_task_types(library->descriptor()).size() == 3);
+  const ph::Model model = ph::make_random_model(ph::test::tiny_llama_config(), 5);
+  const ModelHost host(model, nullptr);
+  auto instance = make(library, host, {{"num_virtual_tokens", 4}});
+  const ph_method* table = instance->table();
+  CHECK(table->struct_size == offsetof(ph_method, get_extension) + sizeof(void*));
+  CHECK_FALSE(PH_HAS(table, ph_method, forward_injection));
+  CHECK_FALSE(PH_HAS(table, ph_method, teacher));
+  trains_a_step_and_exports(library, model);
+
+  // 1.1's layout for SEQ_2_SEQ_LM: 2n rows, the first n in the encoder's input.
+  const ModelHost seq2seq(model, nullptr, TaskType::kSeq2SeqLm);
+  const auto t5_like = make(library, seq2seq, {{"num_virtual_tokens", 4}});
+  CHECK(t5_like->injection().n_virtual == 8);
+  CHECK(t5_like->virtual_layout().input == 4);
 }
 
 TEST_CASE("the model host tells plugins the task type and PEFT's facts for it", "[abi]") {

@@ -86,6 +86,9 @@ TEST_CASE("every broken plugin is rejected with the file and the reason") {
       {"entry_v2", {"not a PromptHost ABI v1 plugin", "ph_plugin_entry_v2", "plugin ABI 2"}},
       {"null_entry", {"ph_plugin_entry_v1() returned NULL"}},
       {"wrong_abi", {"built for plugin ABI 2.", "abi_major 2", "this host speaks ABI 1.2"}},
+      {"too_new",
+       {"needs ABI 1." + std::to_string(PH_ABI_MINOR + 1) + ", this host speaks 1." +
+        std::to_string(PH_ABI_MINOR)}},
       {"small_table", {"entry table is too small", "struct_size 24"}},
       {"null_descriptor", {"NULL descriptor"}},
       {"small_descriptor", {"descriptor is too small", "struct_size 16"}},

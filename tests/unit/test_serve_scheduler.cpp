@@ -15,15 +15,12 @@
 #include <xtensor/xview.hpp>
 
 #include "cli_run.h"
-#include "host/plugin/method_instance.h"
-#include "host/plugin/method_options.h"
-#include "host/plugin/plugin_discovery.h"
 #include "host/serve/adapter_registry.h"
 #include "host/serve/api_error.h"
 #include "host/serve/scheduler.h"
-#include "host/trainer/adapter_files.h"
 #include "models/engine/batch_decode.h"
 #include "models/generate/generate.h"
+#include "serve/demo_adapters.h"
 #include "test_support.h"
 
 using namespace ph;
@@ -31,48 +28,13 @@ using namespace ph::serve;
 
 namespace {
 
-const char kTemplate[] = "[P:2] Quote: {input} [P:2] Topic: {output}";
-
-// An adapter folder of `plugin` with random weights (its seeded initialisation).
-void write_random_adapter(const Model& model, const Tokenizer& tokenizer, const std::string& dir,
-                          const std::string& plugin, const std::vector<std::string>& sets,
-                          const std::vector<std::string>& task_names) {
-  auto library = host::find_plugin(plugin, {});
-  const auto options = host::resolve_options(library->descriptor(), nlohmann::json::object(), sets);
-  host::ModelHost model_host(model, &tokenizer);
-  host::MethodInstance method(library, model_host, options, 11);
-  trainer::write_adapter(dir, method, model.config, test::source_path("models/demo/hf"),
-                         task_names);
-}
-
-// The demo model, its tokenizer and five adapters: every method, P-tuning with a
-// template, multitask with two tasks. Made once for the suite.
-struct Demo {
-  Model model;
-  std::unique_ptr<Tokenizer> tokenizer;
-  std::string dir;  // the adapters' parent folder
-  Demo()
-      : model(load_model(test::source_path("models/demo/hf"))),
-        tokenizer(load_tokenizer(test::source_path("models/demo/hf/tokenizer.model"))),
-        dir(test::temp_dir("serve_scheduler")) {
-    const Tokenizer& t = *tokenizer;
-    write_random_adapter(model, t, dir + "/pt", "prompt_tuning", {"num_virtual_tokens=4"}, {});
-    write_random_adapter(model, t, dir + "/prefix", "prefix_tuning", {"num_virtual_tokens=3"}, {});
-    write_random_adapter(
-        model, t, dir + "/prefix_proj", "prefix_tuning",
-        {"num_virtual_tokens=3", "prefix_projection=true", "encoder_hidden_size=16"}, {});
-    write_random_adapter(
-        model, t, dir + "/ptune", "p_tuning",
-        {"num_virtual_tokens=4", "encoder_hidden_size=16", std::string("template=") + kTemplate},
-        {});
-    write_random_adapter(model, t, dir + "/multi", "multitask_prompt_tuning",
-                         {"num_virtual_tokens=4", "num_tasks=2", "num_ranks=2"},
-                         {"topic", "sentiment"});
-  }
+// The demo model, its tokenizer and one adapter of every method (serve/demo_adapters.h).
+// Made once for the suite.
+struct Demo : test::DemoAdapters {
+  Demo() : DemoAdapters("serve_scheduler") {}
   std::vector<int32_t> stops() const { return stop_ids(model.config, tokenizer->eos_id()); }
   void load_all(AdapterRegistry& registry) const {
-    for (const char* name : {"pt", "prefix", "prefix_proj", "ptune", "multi"})
-      registry.load(name, dir + "/" + name);
+    for (const std::string& name : names()) registry.load(name, dir + "/" + name);
   }
 };
 
