@@ -104,6 +104,16 @@ class MethodInstance {
   Adapter export_adapter() const;
   void import_adapter(const Adapter& adapter);
 
+  // The distillation teacher the instance is trained against (ph_method.teacher, ABI
+  // 1.2), copied and checked (top_k >= 1, a finite temperature >= 0, context ids in the
+  // vocabulary); nullopt for training on the labels (and for a 1.0/1.1 instance).
+  struct Teacher {
+    int top_k = 1;
+    float temperature = 1.0f;
+    std::vector<int32_t> context_ids;
+  };
+  std::optional<Teacher> teacher() const;
+
  private:
   std::string context(const char* call) const;  // "plugin NAME: call"
   // Runs fn(), a call into the plugin, marked as `call` (plugin_call.h: crash reports

@@ -217,6 +217,22 @@ TEST_CASE("safetensors: F32 at an unaligned address is copied, not viewed", "[sa
   CHECK(w.data[2] == 3.0f);
 }
 
+// The format does not align tensors: Python's safetensors packs them back to back, so an
+// I64 tensor after an odd number of F32 values begins at an offset that is not a multiple
+// of 8 (PEFT's family fixtures, extra/*__cartridge_distill). Such a file is valid.
+TEST_CASE("safetensors: a tensor at an offset not a multiple of its element size reads",
+          "[safetensors]") {
+  const std::string path = temp_file("offset", "t.safetensors");
+  const int64_t ids[2] = {7, -100};
+  write_raw(path,
+            "{" + entry("a", "F32", "[1]", "[0,4]") + "," + entry("b", "I64", "[2]", "[4,20]") +
+                "," + entry("c", "F32", "[1]", "[22,26]") + "}",
+            f32_bytes({1.5f}) + bytes_of(ids, sizeof ids) + "xx" + f32_bytes({-3.0f}));
+  const SafetensorsFile file(path);
+  CHECK(file.to_int64("b") == std::vector<int64_t>{7, -100});
+  CHECK(file.to_float("c").data[0] == -3.0f);
+}
+
 TEST_CASE("safetensors: malformed files are rejected with a precise message", "[safetensors]") {
   const std::string dir = "bad";
   const std::string four = f32_bytes({1, 2, 3, 4});
@@ -277,13 +293,6 @@ TEST_CASE("safetensors: malformed files are rejected with a precise message", "[
         four);
     REQUIRE_THROWS_WITH(SafetensorsFile(p),
                         Contains(p) && Contains("'a'") && Contains("'b'") && Contains("overlap"));
-  }
-  SECTION("tensor misaligned for its dtype") {
-    const std::string p = temp_file(dir, "misaligned.safetensors");
-    write_raw(p, "{" + entry("w", "F32", "[2]", "[2,10]") + "}", four);
-    REQUIRE_THROWS_WITH(SafetensorsFile(p), Contains(p) && Contains("tensor 'w'") &&
-                                                Contains("misaligned") &&
-                                                Contains("element size 4"));
   }
   SECTION("unknown dtype") {
     const std::string p = temp_file(dir, "dtype.safetensors");
