@@ -13,9 +13,9 @@
 
 #include "gradient_check.h"
 #include "host/trainer/distillation.h"
+#include "host/trainer/trainer.h"
 #include "models/engine/engine.h"
 #include "models/loader/random_model.h"
-#include "host/trainer/trainer.h"
 #include "test_support.h"
 #include "trainer_test_support.h"
 
@@ -179,8 +179,9 @@ TEST_CASE("training a cartridge by distillation lowers its loss against the teac
   const std::vector<std::vector<std::string>> chunks = {
       {"APL is a write-only language.", "All diplomacy is a continuation of war by other means.",
        "Where do your SOCKS go when you lose them in the WASHER?"},
-      {"Untold wealth: what you left out on April 15th.", "The beer-cooled computer does not "
-                                                          "harm the ozone layer."}};
+      {"Untold wealth: what you left out on April 15th.",
+       "The beer-cooled computer does not "
+       "harm the ozone layer."}};
   const std::string data = out + ".jsonl";
   {
     std::ofstream f(data);
@@ -215,4 +216,8 @@ TEST_CASE("training a cartridge by distillation lowers its loss against the teac
   c.overwrite = true;
   CHECK(test::error_message([&] { trainer::train(c); }).find("no \"context\" field") !=
         std::string::npos);
+  // ... the method's own text is then the context (init_text, at least 4 tokens)
+  c.set.push_back("init_text=APL is a write-only language. All diplomacy is war.");
+  c.max_steps = 2;
+  CHECK(std::isfinite(trainer::train(c).last_loss));
 }
