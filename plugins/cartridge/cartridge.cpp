@@ -27,6 +27,9 @@ using ph::sdk::ConfigError;
 
 const char* const kObjectives[] = {"distillation", "next_token", nullptr};
 
+// The seed of the random frozen rows (see the constructor).
+constexpr uint64_t kFrozenSeed = 0;
+
 // The longest init_text_file read: far beyond any model's context.
 constexpr std::streamoff kMaxTextFileBytes = 64 << 20;
 
@@ -111,7 +114,10 @@ class Cartridge : public ph::sdk::Method {
       init_from_ids(ctx);
     } else {
       const ph_host_random& rng = ctx.random();
-      if (k_ > 0) ph::sdk::check(rng.fill_normal(ctx.host, ctx.seed, 0, 0.0f, 1.0f, frozen_.dl()));
+      // The frozen rows are no parameter, so nothing saves them: they are one fixed draw
+      // (seed 0 whatever the run's seed), which a resumed run re-creates.
+      if (k_ > 0)
+        ph::sdk::check(rng.fill_normal(ctx.host, kFrozenSeed, 0, 0.0f, 1.0f, frozen_.dl()));
       if (k_ < n_)
         ph::sdk::check(rng.fill_normal(ctx.host, ctx.seed, 1, 0.0f, 1.0f, trainable_->value.dl()));
     }
