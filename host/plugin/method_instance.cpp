@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 #include <set>
 
@@ -442,6 +443,33 @@ void MethodInstance::import_adapter(const Adapter& adapter) {
   check_status(
       in_plugin("import_adapter", [&] { return method_->import_adapter(method_, &source); }),
       context("import_adapter"));
+}
+
+std::optional<MethodInstance::Teacher> MethodInstance::teacher() const {
+  if (!PH_HAS(method_, ph_method, teacher) || !method_->teacher) return std::nullopt;
+  const ph_teacher_spec* spec = in_plugin("teacher", [&] { return method_->teacher(method_); });
+  if (!spec) return std::nullopt;
+  const std::string where = context("teacher");
+  if (spec->struct_size < offsetof(ph_teacher_spec, n_context_ids) + sizeof(int64_t))
+    throw Error(where + ": struct_size " + std::to_string(spec->struct_size) +
+                " is too small for ph_teacher_spec");
+  if (spec->top_k < 1) throw Error(where + ": top_k " + std::to_string(spec->top_k) + " < 1");
+  if (!std::isfinite(spec->temperature) || spec->temperature < 0.0f)
+    throw Error(where + ": temperature " + std::to_string(spec->temperature) +
+                " is not a finite number >= 0");
+  if (spec->n_context_ids < 0 || (spec->n_context_ids > 0 && !spec->context_ids))
+    throw Error(where + ": n_context_ids " + std::to_string(spec->n_context_ids) +
+                " without context_ids");
+  const int vocab = model_host_.info().vocab_size;
+  Teacher t{spec->top_k, spec->temperature, {}};
+  for (int64_t i = 0; i < spec->n_context_ids; ++i) {
+    const int64_t id = spec->context_ids[i];
+    if (id < 0 || id >= vocab)
+      throw Error(where + ": context id " + std::to_string(id) + " at " + std::to_string(i) +
+                  " is outside the vocabulary of " + std::to_string(vocab));
+    t.context_ids.push_back((int32_t)id);
+  }
+  return t;
 }
 
 }  // namespace ph::host

@@ -121,6 +121,15 @@ class MethodInstance {
   // The plugin's own table, for the conformance runner (host/validate), which calls the
   // ABI 1.2 entries directly to check what a plugin returns from them.
   ph_method* table() const { return method_; }
+  // The distillation teacher the instance is trained against (ph_method.teacher, ABI
+  // 1.2), copied and checked (top_k >= 1, a finite temperature >= 0, context ids in the
+  // vocabulary); nullopt for training on the labels (and for a 1.0/1.1 instance).
+  struct Teacher {
+    int top_k = 1;
+    float temperature = 1.0f;
+    std::vector<int32_t> context_ids;
+  };
+  std::optional<Teacher> teacher() const;
 
  private:
   std::string context(const char* call) const;  // "plugin NAME: call"

@@ -96,6 +96,10 @@ std::vector<Example> read_jsonl(const std::string& path) {
       else
         throw Error(where + ": field \"task\" must be a name or a non-negative index");
     }
+    if (j.contains("context")) {
+      ex.context = field_string(j, "context", where);
+      ex.has_context = true;
+    }
     examples.push_back(std::move(ex));
   }
   if (in.bad()) throw Error(path + ": read error");

@@ -33,6 +33,9 @@ struct Example {
   // Token-id data ({"input_ids"}, {"output_ids"}): used as given, no tokenizer involved.
   bool ids = false;
   std::vector<int32_t> input_ids, output_ids;
+  // {"context": TEXT}: what a distillation teacher reads before this example (Cartridges).
+  std::string context;
+  bool has_context = false;
 };
 
 // Reads every non-blank line of a JSONL file. Throws ph::Error "FILE:LINE: problem" for

@@ -34,6 +34,9 @@ struct EvalResult {
   std::vector<int> predicted;
   double accuracy = 0.0, macro_f1 = 0.0;
   std::vector<std::vector<int>> confusion;
+  // Training by distillation: the loss against the teacher (distillation_eval).
+  bool has_distill = false;
+  double distill_loss = 0.0;
 };
 
 struct EvalOptions {

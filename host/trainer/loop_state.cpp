@@ -63,6 +63,7 @@ nlohmann::json eval_json(const EvalResult& r) {
     j["accuracy"] = r.accuracy;
     j["macro_f1"] = r.macro_f1;
   }
+  if (r.has_distill) j["eval_distill_loss"] = r.distill_loss;
   return j;
 }
 
@@ -78,6 +79,8 @@ EvalResult eval_from_json(const nlohmann::json& j, const std::string& file,
   r.exact_match = json_field_or<double>(j, "exact_match", 0.0, place);
   r.rank_accuracy = json_field_or<double>(j, "rank_accuracy", 0.0, place);
   r.rank_candidates = j.contains("rank_accuracy") ? 2 : 0;
+  r.has_distill = j.contains("eval_distill_loss");
+  r.distill_loss = json_field_or<double>(j, "eval_distill_loss", 0.0, place);
   r.classification = j.contains("accuracy");
   r.accuracy = json_field_or<double>(j, "accuracy", 0.0, place);
   r.macro_f1 = json_field_or<double>(j, "macro_f1", 0.0, place);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <optional>
 
 #include "host/plugin/method_options.h"
 #include "host/plugin/plugin_discovery.h"
@@ -12,6 +13,7 @@
 #include "host/trainer/batching.h"
 #include "host/trainer/checkpoint.h"
 #include "host/trainer/data_tokenizer.h"
+#include "host/trainer/distillation.h"
 #include "host/trainer/json_fields.h"
 #include "host/trainer/loop_state.h"
 #include "host/trainer/option_checks.h"
@@ -71,7 +73,9 @@ std::string eval_line(const EvalResult& r) {
   if (r.has_outputs)
     n += std::snprintf(buf + n, sizeof buf - n, ", exact match %.1f%%", 100 * r.exact_match);
   if (r.rank_candidates >= 2)
-    std::snprintf(buf + n, sizeof buf - n, ", rank accuracy %.1f%%", 100 * r.rank_accuracy);
+    n += std::snprintf(buf + n, sizeof buf - n, ", rank accuracy %.1f%%", 100 * r.rank_accuracy);
+  if (r.has_distill)
+    std::snprintf(buf + n, sizeof buf - n, ", distillation loss %.4f", r.distill_loss);
   return buf;
 }
 
@@ -288,6 +292,18 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   // A distributed run: rank 0 alone writes files and shows progress; every rank trains.
   Ranks& ranks = Ranks::world();
   Progress progress(total_steps, cfg.log_every, cfg.quiet || !ranks.root());
+  // Distillation (Cartridges): the method's teacher replaces the labels' loss.
+  std::optional<Distiller> distiller;
+  if (const auto teacher = method.teacher()) {
+    if (model.config.task != TaskType::kCausalLm)
+      throw Error(std::string("plugin ") + library->name() +
+                  ": distillation needs a CAUSAL_LM model, not " +
+                  task_type_name(model.config.task));
+    if (ranks.distributed())
+      throw Error(std::string("plugin ") + library->name() +
+                  ": distillation does not run distributed yet");
+    distiller.emplace(model, tokenizer.get(), *teacher);
+  }
   if (train_data.truncated_examples)
     progress.message(std::to_string(train_data.truncated_examples) + " of " + std::to_string(n) +
                      " training examples were cut to " +
@@ -302,8 +318,14 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   eval_options.head = head.empty() ? nullptr : &head.values();
   eval_options.generate = cfg.eval_generate;
   auto run_eval = [&]() {
-    return evaluate(model, tokenizer.get(), method, eval_data.examples, eval_data.encoded,
-                    eval_options, &ranks);
+    EvalResult r = evaluate(model, tokenizer.get(), method, eval_data.examples, eval_data.encoded,
+                            eval_options, &ranks);
+    if (distiller) {
+      r.has_distill = true;
+      r.distill_loss = distillation_eval(model, method, *distiller, eval_data.examples,
+                                         eval_data.encoded, start.inputs.eval_data);
+    }
+    return r;
   };
   if (!eval_data.examples.empty() && loop.before.is_null()) {
     const EvalResult before = run_eval();
@@ -358,6 +380,8 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
     std::vector<int64_t> task_ids;
     for (int i : share) {
       seqs.push_back(train_data.encoded[i].sequence);
+      if (distiller)
+        distiller->attach(0, i, train_data.examples[i], start.inputs.data, seqs.back());
       if (train_data.encoded[i].task >= 0) task_ids.push_back(train_data.encoded[i].task);
     }
     if (task_ids.size() != share.size()) task_ids.clear();

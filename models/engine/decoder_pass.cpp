@@ -58,6 +58,38 @@ void check_injection(const ModelConfig& c, const Injection& inj) {
                 task_type_name(c.task) + " (its config.json's architectures)");
 }
 
+// Distillation targets: one per token, ids in the vocabulary with one finite
+// probability in [0, 1] each.
+void check_soft_targets(const ModelConfig& c, const Sequence& s, const std::string& where) {
+  if (s.soft_targets.empty()) return;
+  if (c.task != TaskType::kCausalLm)
+    throw Error(where + "has distillation targets, but the model is " + task_type_name(c.task));
+  if (s.soft_targets.size() != s.tokens.size())
+    throw Error(where + std::to_string(s.soft_targets.size()) + " distillation targets for " +
+                std::to_string(s.tokens.size()) + " tokens");
+  for (size_t t = 0; t < s.soft_targets.size(); ++t) {
+    const SoftTarget& st = s.soft_targets[t];
+    const std::string at = where + "distillation target at position " + std::to_string(t) + ": ";
+    if (st.ids.size() != st.probs.size())
+      throw Error(at + std::to_string(st.ids.size()) + " ids for " +
+                  std::to_string(st.probs.size()) + " probabilities");
+    if (t == 0 && !st.ids.empty()) throw Error(at + "nothing predicts the first token");
+    for (size_t i = 0; i < st.ids.size(); ++i) {
+      if (st.ids[i] < 0 || st.ids[i] >= c.vocab_size)
+        throw Error(at + "id " + std::to_string(st.ids[i]) + " is outside the vocabulary of " +
+                    std::to_string(c.vocab_size));
+      if (!(st.probs[i] >= 0.0f && st.probs[i] <= 1.0f))
+        throw Error(at + "probability " + std::to_string(st.probs[i]) + " is not in [0, 1]");
+    }
+  }
+}
+
+bool has_soft_targets(const std::vector<Sequence>& batch) {
+  for (const Sequence& s : batch)
+    if (!s.soft_targets.empty()) return true;
+  return false;
+}
+
 void check_sequence(const ModelConfig& c, const Injection& inj, const Sequence& s, size_t b,
                     int n_prefix) {
   const std::string where = "batch sequence " + std::to_string(b) + ": ";
@@ -84,6 +116,7 @@ void check_sequence(const ModelConfig& c, const Injection& inj, const Sequence& 
     if (!std::isfinite(s.label_weights[t]) || s.label_weights[t] < 0)
       throw Error(where + "label weight " + std::to_string(s.label_weights[t]) + " at position " +
                   std::to_string(t) + " is not a finite number >= 0");
+  check_soft_targets(c, s, where);
   for (size_t t = 0; t < s.labels.size(); ++t) {
     const int32_t l = s.labels[t];
     if (l != kIgnoreLabel && (l < 0 || l >= c.vocab_size))
@@ -249,20 +282,81 @@ struct DecoderPass::State {
       sequence_nll[scores[i].sequence] += row_nll[i];
       sequence_scored[scores[i].sequence] += 1;
     }
-
-    if (options.all_logits) {
-      for (size_t b = 0; b < batch.size(); ++b) {
-        std::vector<int> real;
-        for (size_t t = 0; t < batch[b].tokens.size(); ++t)
-          if (options.virtual_logits || !is_virtual(batch[b].tokens[t]))
-            real.push_back(predicting_row(b, t + 1));
-        xt::xtensor<float, 2> out = xt::empty<float>({real.size(), (size_t)V});
-        head_chunks(real, nullptr, nullptr, nullptr,
-                    [&](size_t i, float* logit) { std::copy_n(logit, V, &out(i, 0)); });
-        logits.push_back(std::move(out));
-      }
-    }
+    append_all_logits(batch);
     return N ? loss / N : 0.0;
+  }
+
+  // With options.all_logits: every real row's logits (virtual rows' too with
+  // options.virtual_logits), per sequence.
+  void append_all_logits(const std::vector<Sequence>& batch) {
+    if (!options.all_logits) return;
+    const int V = model.config.vocab_size;
+    for (size_t b = 0; b < batch.size(); ++b) {
+      std::vector<int> real;
+      for (size_t t = 0; t < batch[b].tokens.size(); ++t)
+        if (options.virtual_logits || !is_virtual(batch[b].tokens[t]))
+          real.push_back(predicting_row(b, t + 1));
+      xt::xtensor<float, 2> out = xt::empty<float>({real.size(), (size_t)V});
+      head_chunks(real, nullptr, nullptr, nullptr,
+                  [&](size_t i, float* logit) { std::copy_n(logit, V, &out(i, 0)); });
+      logits.push_back(std::move(out));
+    }
+  }
+
+  // Distillation (Sequence::soft_targets): position i of sequence b costs
+  // -sum_j p_j log q_j (q = softmax(logits)) with weight 1 / (n_b * R), n_b the sequence's
+  // scored positions and R the sequences with any; its gradient by the logits is
+  // weight * (sum_j p_j * q - p). The target of score i is its index into `targets`.
+  double score_soft_targets(const std::vector<Sequence>& batch) {
+    const int D = model.config.dim, V = model.config.vocab_size;
+    std::vector<const SoftTarget*> targets;
+    std::vector<int> rows, scored_in(batch.size(), 0);
+    int with_targets = 0;
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const auto& soft = batch[b].soft_targets;
+      for (size_t t = 1; t < soft.size(); ++t)
+        if (!soft[t].ids.empty()) {
+          scores.push_back({predicting_row(b, t), (int)targets.size(), (int)b});
+          targets.push_back(&soft[t]);
+          ++scored_in[b];
+        }
+      with_targets += scored_in[b] > 0;
+    }
+    for (const Score& s : scores) rows.push_back(s.row);
+    const size_t N = scores.size();
+    std::vector<float> weight(N);
+    for (size_t i = 0; i < N; ++i)
+      weight[i] = 1.0f / ((float)scored_in[scores[i].sequence] * (float)with_targets);
+    final_mean.resize({N});
+    final_rstd.resize({N});
+    d_final.resize({N, (size_t)D});
+    row_nll.resize(N);
+    head_chunks(rows, final_mean.data(), final_rstd.data(), d_final.data(),
+                [&](size_t i, float* logit) {
+                  const SoftTarget& st = *targets[scores[i].target];
+                  std::vector<float> target_logit(st.ids.size());
+                  for (size_t j = 0; j < st.ids.size(); ++j) target_logit[j] = logit[st.ids[j]];
+                  const float lse = softmax_inplace(V, logit);
+                  double cost = 0.0, mass = 0.0;
+                  for (size_t j = 0; j < st.ids.size(); ++j) {
+                    cost -= (double)st.probs[j] * ((double)target_logit[j] - lse);
+                    mass += st.probs[j];
+                  }
+                  row_nll[i] = cost;
+                  const float scale = weight[i] * (float)mass;
+#pragma omp simd
+                  for (int v = 0; v < V; ++v) logit[v] *= scale;
+                  for (size_t j = 0; j < st.ids.size(); ++j)
+                    logit[st.ids[j]] -= weight[i] * st.probs[j];
+                });
+    double loss = 0.0;  // summed in row order: the same for any thread count
+    for (size_t i = 0; i < N; ++i) {
+      loss += weight[i] * row_nll[i];
+      sequence_nll[scores[i].sequence] += row_nll[i];
+      sequence_scored[scores[i].sequence] += 1;
+    }
+    append_all_logits(batch);
+    return loss;
   }
 
   // SEQ_CLS: the classification head at each sequence's last row (its last real token).
@@ -396,7 +490,9 @@ double DecoderPass::forward(const std::vector<Sequence>& batch, const Injection&
     st.layers[l].forward(st.layout, st.external_spans(l, nullptr), st.inputs[l],
                          st.acts[st.options.recompute ? 0 : l], st.inputs[l + 1], st.scratch);
 
-  const double loss = st.classify ? st.classify_batch(batch) : st.score_tokens(batch);
+  const double loss = st.classify               ? st.classify_batch(batch)
+                      : has_soft_targets(batch) ? st.score_soft_targets(batch)
+                                                : st.score_tokens(batch);
   st.have_forward = true;
   return loss;
 }

@@ -37,6 +37,13 @@ constexpr int virtual_index(int32_t token) {
   return -1 - token;
 }
 
+// The teacher's next-token distribution at one position (distillation): its top-k token
+// ids and their probabilities under the full vocabulary (not renormalised over the k).
+struct SoftTarget {
+  std::vector<int32_t> ids;
+  std::vector<float> probs;
+};
+
 struct Sequence {
   // Token ids, or virtual_slot(k). Causal LMs: the sequence; encoder-decoders: the
   // encoder's input; classifiers: the text classified.
@@ -58,6 +65,13 @@ struct Sequence {
   // cross-entropy (ph_scored_sequence.weights, CPT). The loss stays divided by the number
   // of scored labels, not by the sum of the weights.
   std::vector<float> label_weights;
+  // Causal LMs trained by distillation (Cartridges): empty, or one per token like labels:
+  // soft_targets[t] is the target of the row predicting token t (from t-1); no ids: not
+  // scored. When a batch has any, its loss is PEFT's distillation example's instead of the
+  // labels' (which are ignored): per position -sum_i probs_i * log_softmax(logits)_{ids_i},
+  // the mean over a sequence's scored positions, then the mean over the sequences that
+  // have any (decoder_pass.cpp).
+  std::vector<SoftTarget> soft_targets;
 };
 
 struct Injection {
