@@ -38,11 +38,10 @@ void adapter_project(const ModelConfig& c, const LayerWeights& w, const AdapterB
 }
 
 void adapter_forward(const ModelConfig& c, const LayerWeights& w, const AdapterBranch& branch,
-                     int rows, const float* q, size_t q_stride, AdapterActivations& acts,
-                     xt::xtensor<float, 2>& branch_out, float* out) {
+                     const float* kv, int rows, const float* q, size_t q_stride,
+                     AdapterActivations& acts, xt::xtensor<float, 2>& branch_out, float* out) {
   const KvColumns k(c, branch.len);
   const int P = k.heads * k.len;  // row width of probs
-  const float* kv = acts.kv.data();
   acts.probs.resize({(size_t)rows, (size_t)P});
   acts.mixed.resize({(size_t)rows, (size_t)k.qd});
   for (int h = 0; h < k.heads; ++h)

@@ -40,10 +40,11 @@ void adapter_project(const ModelConfig& config, const LayerWeights& w, const Ada
                      AdapterActivations& acts);
 
 // out[rows, dim] += the branch's output for queries q (row r's heads at q + r*q_stride),
-// given acts.kv; fills acts.probs and acts.mixed. `branch_out` is a scratch [rows, q_dim].
+// given kv (adapter_project's [len, qkv_dim]); fills acts.probs and acts.mixed (acts.kv is
+// not read). `branch_out` is a scratch [rows, q_dim].
 void adapter_forward(const ModelConfig& config, const LayerWeights& w, const AdapterBranch& branch,
-                     int rows, const float* q, size_t q_stride, AdapterActivations& acts,
-                     xt::xtensor<float, 2>& branch_out, float* out);
+                     const float* kv, int rows, const float* q, size_t q_stride,
+                     AdapterActivations& acts, xt::xtensor<float, 2>& branch_out, float* out);
 
 // From dout [rows, dim] (d loss / d the sublayer's output): adds d loss / d q to dq (row
 // stride dq_stride), and to branch.d_prompt and branch.d_gate.

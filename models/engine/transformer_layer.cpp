@@ -212,8 +212,8 @@ void TransformerLayer::attention_sublayer(const BatchLayout& layout,
   linear_forward(w_.attn_out, R, acts.attn.data(), qd, out, D, true);
   if (adapter) {  // reads the rotated queries, adds its own output
     adapter_project(config_, w_, *adapter, acts.adapter);
-    adapter_forward(config_, w_, *adapter, R, acts.qkv.data(), qkvd, acts.adapter,
-                    scratch.adapter_out, out);
+    adapter_forward(config_, w_, *adapter, acts.adapter.kv.data(), R, acts.qkv.data(), qkvd,
+                    acts.adapter, scratch.adapter_out, out);
   }
 }
 
