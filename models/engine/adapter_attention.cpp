@@ -15,8 +15,13 @@ namespace {
 struct KvColumns {
   int heads, group, hd, len, qd, kvd, qkvd;
   explicit KvColumns(const ModelConfig& c, int len)
-      : heads(c.n_heads), group(c.n_heads / c.n_kv_heads), hd(c.head_dim), len(len),
-        qd(c.q_dim()), kvd(c.kv_dim()), qkvd(c.qkv_dim()) {}
+      : heads(c.n_heads),
+        group(c.n_heads / c.n_kv_heads),
+        hd(c.head_dim),
+        len(len),
+        qd(c.q_dim()),
+        kvd(c.kv_dim()),
+        qkvd(c.qkv_dim()) {}
   int key(int h) const { return qd + (h / group) * hd; }
   int value(int h) const { return qd + kvd + (h / group) * hd; }
 };
@@ -53,7 +58,8 @@ void adapter_forward(const ModelConfig& c, const LayerWeights& w, const AdapterB
     gemm(false, false, rows, k.hd, k.len, 1.0f, &acts.probs(0, h * k.len), P, kv + k.value(h),
          k.qkvd, 0.0f, &acts.mixed(0, h * k.hd), k.qd);
   branch_out.resize({(size_t)rows, (size_t)k.qd});
-  for (size_t i = 0; i < branch_out.size(); ++i) branch_out.data()[i] = branch.gate * acts.mixed.data()[i];
+  for (size_t i = 0; i < branch_out.size(); ++i)
+    branch_out.data()[i] = branch.gate * acts.mixed.data()[i];
   if (adapter_through_output(c)) {
     linear_forward(w.attn_out, rows, branch_out.data(), k.qd, out, c.dim, true);
   } else {  // gpt2: q_dim == dim

@@ -54,8 +54,8 @@ class AdaptionPrompt : public ph::sdk::Method {
     const std::string arch = ctx.model.arch ? ctx.model.arch : "";
     const bool gpt2 = arch == "gpt2";
     if (arch != "llama" && !gpt2)
-      throw ConfigError("adapter_layers", "ADAPTION_PROMPT supports the llama and gpt2 families, "
-                                          "not " + arch);
+      throw ConfigError("adapter_layers",
+                        "ADAPTION_PROMPT supports the llama and gpt2 families, not " + arch);
     len_ = config_.at("adapter_len").get<int>();
     layers_ = config_.at("adapter_layers").get<int>();
     if (layers_ > ctx.model.n_layers)
@@ -74,8 +74,8 @@ class AdaptionPrompt : public ph::sdk::Method {
           attention_path(gpt2, family_target, ctx.model.n_layers - layers_ + i);
       Parameter& prompt = add_parameter(path + ".adaption_prompt", {1, (size_t)len_, (size_t)dim_});
       Parameter& gate = add_parameter(path + ".adaption_gate", {1});
-      ph::sdk::check(ctx.random().fill_normal(ctx.host, ctx.seed, (uint64_t)i, 0.0f, 1.0f,
-                                              prompt.value.dl()));
+      ph::sdk::check(
+          ctx.random().fill_normal(ctx.host, ctx.seed, (uint64_t)i, 0.0f, 1.0f, prompt.value.dl()));
       gate.value.values()(0) = 0.0f;
       prompts_.push_back(&prompt);
       gates_.push_back(&gate);

@@ -10,11 +10,11 @@
 #include <random>
 
 #include "gradient_check.h"
-#include "test_support.h"
 #include "models/common/error.h"
 #include "models/engine/engine.h"
 #include "models/generate/generate.h"
 #include "models/loader/random_model.h"
+#include "test_support.h"
 
 #include <xtensor/xsort.hpp>
 #include <xtensor/xview.hpp>
@@ -188,7 +188,9 @@ TEST_CASE("generate with adapter prompts equals a cache-free argmax loop", "[ada
     options.max_new_tokens = 8;
     options.sampling.temperature = 0.0f;
     std::vector<xt::xtensor<float, 1>> cached_logits;
-    options.on_token = [&](int32_t, const xt::xtensor<float, 1>& lg) { cached_logits.push_back(lg); };
+    options.on_token = [&](int32_t, const xt::xtensor<float, 1>& lg) {
+      cached_logits.push_back(lg);
+    };
     const auto cached = generate(model, InjectionCache(model, inj), prompt, options);
 
     std::vector<int32_t> seq = prompt, loop;

@@ -42,13 +42,14 @@ double rel(const std::vector<float>& got, const std::vector<float>& want) {
 
 struct AdapterCase {
   std::vector<Sequence> batch;
-  std::vector<size_t> real;         // per row: its unpadded length
-  std::vector<int> adapted_layers;  // model layers, in PEFT's order
+  std::vector<size_t> real;                           // per row: its unpadded length
+  std::vector<int> adapted_layers;                    // model layers, in PEFT's order
   std::vector<std::string> prompt_names, gate_names;  // param.* / expect.grad.* names
   Injection injection;
 };
 
-AdapterCase read_case(const test::FamilyCaseFile& fc, const SafetensorsFile& f, const Model& model) {
+AdapterCase read_case(const test::FamilyCaseFile& fc, const SafetensorsFile& f,
+                      const Model& model) {
   AdapterCase c;
   const auto layout = nlohmann::json::parse(f.metadata().at("layout"));
   c.adapted_layers = layout.at("adapted_layers").get<std::vector<int>>();
@@ -123,7 +124,8 @@ void check_engine(const SafetensorsFile& f, const AdapterCase& c, const Model& m
     pass.backward(grad);
     for (size_t i = 0; i < c.adapted_layers.size(); ++i) {
       const xt::xtensor<float, 2> gp = xt::view(grad.adapter_prompts, i);
-      const double ep = rel({gp.begin(), gp.end()}, test::floats(f, "expect.grad." + c.prompt_names[i]));
+      const double ep =
+          rel({gp.begin(), gp.end()}, test::floats(f, "expect.grad." + c.prompt_names[i]));
       const double eg =
           rel({grad.adapter_gates(i)}, test::floats(f, "expect.grad." + c.gate_names[i]));
       INFO("layer " << c.adapted_layers[i] << ": prompt gradient " << ep << ", gate " << eg);
@@ -150,8 +152,8 @@ void check_adapter_kv(const SafetensorsFile& f, const AdapterCase& c, const Mode
           const float* row = kv.data() + j * cfg.qkv_dim() + cfg.q_dim() + part * cfg.kv_dim();
           got.insert(got.end(), row + g * hd, row + (g + 1) * hd);
         }
-      const std::string name = std::string(part ? "expect.adapter_v." : "expect.adapter_k.") +
-                               std::to_string(l);
+      const std::string name =
+          std::string(part ? "expect.adapter_v." : "expect.adapter_k.") + std::to_string(l);
       const double err = rel(got, test::floats(f, name));
       INFO(name << " relative L2 " << err);
       CHECK(err <= kTolerance);
@@ -207,7 +209,8 @@ void check_plugin(const test::FamilyCaseFile& fc, const SafetensorsFile& f, cons
   for (const auto& [key, value] : peft_config.items()) {
     INFO("adapter_config.json key " << key);
     REQUIRE(our_config.contains(key));
-    if (key != "base_model_name_or_path" && key != "inference_mode") CHECK(our_config[key] == value);
+    if (key != "base_model_name_or_path" && key != "inference_mode")
+      CHECK(our_config[key] == value);
   }
 }
 
@@ -225,12 +228,10 @@ void check_peft_adapter(const test::FamilyCaseFile& fc, const SafetensorsFile& f
 
 }  // namespace
 
-TEST_CASE("LLaMA-Adapter matches PEFT's ADAPTION_PROMPT on every family fixture case",
-          "[parity]") {
+TEST_CASE("LLaMA-Adapter matches PEFT's ADAPTION_PROMPT on every family fixture case", "[parity]") {
   const auto cases = test::family_cases("adaption_prompt", "forward");
   REQUIRE(cases.size() >= 2);
-  for (const auto& fc : cases)
-    DYNAMIC_SECTION(fc.file.string()) {
+  for (const auto& fc : cases) DYNAMIC_SECTION(fc.file.string()) {
       REQUIRE(fc.kind == "forward");
       const SafetensorsFile f(fc.file.string());
       const Model model = load_model(fc.model_dir().string());
