@@ -15,6 +15,7 @@
 #include "models/generate/generate.h"
 #include "models/loader/random_model.h"
 #include "test_support.h"
+#include "tiny_decoders.h"
 
 #include <xtensor/xsort.hpp>
 #include <xtensor/xview.hpp>
@@ -23,33 +24,13 @@ using namespace ph;
 
 namespace {
 
+// Three layers: two adapted, one below them.
 ModelConfig llama_config() {
-  ModelConfig c;
-  c.arch = Arch::kLlama;
-  c.n_layers = 3;
-  c.dim = 32;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.ffn_dim = 40;
-  c.vocab_size = 50;
-  c.max_positions = 64;
-  return c;
+  return test::tiny_llama_config(2, false, 8, false, 3);
 }
 
 ModelConfig gpt2_config() {
-  ModelConfig c;
-  set_family(c, Arch::kGpt2);
-  c.n_layers = 3;
-  c.dim = 32;
-  c.n_heads = 4;
-  c.n_kv_heads = 4;
-  c.head_dim = 8;
-  c.ffn_dim = 64;
-  c.vocab_size = 50;
-  c.max_positions = 64;
-  c.tied_head = true;
-  return c;
+  return test::tiny_family_config(Arch::kGpt2, 3);
 }
 
 std::vector<Sequence> make_batch(int vocab, int n_virtual, std::mt19937& rng) {
@@ -158,16 +139,7 @@ TEST_CASE("adapter attention is refused on other families and wrong shapes", "[a
   gates.adapter_gates = xt::zeros<float>({1});
   CHECK_THROWS_WITH(pass.forward(batch, gates), Catch::Contains("1 adapter gates for 2"));
 
-  ModelConfig bloom;
-  set_family(bloom, Arch::kBloom);
-  bloom.n_layers = 2;
-  bloom.dim = 32;
-  bloom.n_heads = 4;
-  bloom.n_kv_heads = 4;
-  bloom.head_dim = 8;
-  bloom.ffn_dim = 64;
-  bloom.vocab_size = 50;
-  bloom.max_positions = 64;
+  const ModelConfig bloom = test::tiny_family_config(Arch::kBloom);
   const Model other = make_random_model(bloom, 46);
   TrainingPass other_pass(other);
   CHECK_THROWS_WITH(other_pass.forward(batch, adapter_injection(bloom, 1, 2, 0, rng)),
