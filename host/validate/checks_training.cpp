@@ -64,8 +64,8 @@ void check_parameters(const Context& ctx, Report& report) {
   require(spec.n_virtual >= 0 && spec.n_prefix >= 0,
           "negative n_virtual (" + std::to_string(spec.n_virtual) + ") or n_prefix (" +
               std::to_string(spec.n_prefix) + ")");
-  require(spec.n_virtual > 0 || spec.n_prefix > 0,
-          "the injection spec injects nothing (n_virtual = n_prefix = 0)");
+  require(spec.n_virtual > 0 || spec.n_prefix > 0 || spec.adapter_layers > 0,
+          "the injection spec injects nothing (n_virtual = n_prefix = adapter_layers = 0)");
   require(spec.per_example == 0 || spec.per_example == 1,
           "per_example is " + std::to_string(spec.per_example) + ", not 0 or 1");
   require(spec.n_virtual + spec.n_prefix < f.model.config.max_positions,

@@ -242,3 +242,12 @@ TEST_CASE("LLaMA-Adapter matches PEFT's ADAPTION_PROMPT on every family fixture 
       check_peft_adapter(fc, f, c, model);
     }
 }
+
+TEST_CASE("adaption_prompt is refused on a family PEFT does not adapt, naming it", "[parity]") {
+  const Model model = load_model(test::source_path("tests/fixtures/hf/models/bloom-tiny"));
+  auto library = host::find_plugin("adaption_prompt", {});
+  const auto options = host::resolve_options(library->descriptor(), nlohmann::json::object(), {});
+  host::ModelHost model_host(model, nullptr);
+  CHECK_THROWS_WITH(host::MethodInstance(library, model_host, options, 1),
+                    Catch::Contains("supports the llama and gpt2 families, not bloom"));
+}
