@@ -322,12 +322,13 @@ Injection MethodInstance::forward(int64_t batch_size, const std::vector<int64_t>
     const ph_injection_tensors tensors{sizeof(ph_injection_tensors), virtual_dl, prefix_dl,
                                        adapters ? &prompts_view.dl : nullptr,
                                        adapters ? &gates_view.dl : nullptr};
-    check_status(in_plugin("forward_injection",
+    // named "forward" like the 1.0 call: the same step of the method, for reports
+    check_status(in_plugin("forward",
                            [&] {
                              return method_->forward_injection(method_, &batch, train ? 1 : 0,
                                                                &tensors);
                            }),
-                 context("forward_injection"));
+                 where);
   } else {
     check_status(in_plugin("forward",
                            [&] {
@@ -396,9 +397,9 @@ void MethodInstance::backward(int64_t batch_size, const std::vector<int64_t>& ta
     const ph_injection_tensors grads{sizeof(ph_injection_tensors), virtual_dl, prefix_dl,
                                      adapters ? &prompts_view.dl : nullptr,
                                      adapters ? &gates_view.dl : nullptr};
-    check_status(in_plugin("backward_injection",
+    check_status(in_plugin("backward",
                            [&] { return method_->backward_injection(method_, &batch, &grads); }),
-                 context("backward_injection"));
+                 where);
   } else {
     check_status(in_plugin("backward",
                            [&] {
