@@ -46,6 +46,9 @@ inline std::vector<FamilyCaseFile> family_cases(const std::string& method,
     REQUIRE(std::filesystem::is_directory(root / "cases"));
     for (const char* sub : {"cases", "extra"}) {
       if (!std::filesystem::is_directory(root / sub)) continue;
+      // README §2: cases/ holds the forward cases, extra/ the others (and its distill files
+      // have tensors our loader refuses as misaligned), so a forward listing skips extra/.
+      if (kind == "forward" && std::string(sub) == "extra") continue;
       for (const auto& e : std::filesystem::directory_iterator(root / sub)) {
         if (e.path().extension() != ".safetensors") continue;
         const SafetensorsFile f(e.path().string());

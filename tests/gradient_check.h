@@ -18,14 +18,16 @@
 
 namespace ph::test {
 
-// Every trained value in a fixed order: virtual tokens, prefix, then the head's tensors
-// by name.
+// Every trained value in a fixed order: virtual tokens, prefix, the head's tensors by
+// name, then the adapter prompts and gates.
 inline std::vector<float*> trained_values(Injection& inj) {
   std::vector<float*> p;
   for (auto& v : inj.virtual_tokens) p.push_back(&v);
   for (auto& v : inj.prefix) p.push_back(&v);
   for (auto& [name, t] : inj.head)
     for (auto& v : t) p.push_back(&v);
+  for (auto& v : inj.adapter_prompts) p.push_back(&v);
+  for (auto& v : inj.adapter_gates) p.push_back(&v);
   return p;
 }
 
@@ -34,6 +36,8 @@ inline std::vector<float> trained_grad(const InjectionGrad& g) {
   std::vector<float> v(g.virtual_tokens.begin(), g.virtual_tokens.end());
   v.insert(v.end(), g.prefix.begin(), g.prefix.end());
   for (const auto& [name, t] : g.head) v.insert(v.end(), t.begin(), t.end());
+  v.insert(v.end(), g.adapter_prompts.begin(), g.adapter_prompts.end());
+  v.insert(v.end(), g.adapter_gates.begin(), g.adapter_gates.end());
   return v;
 }
 

@@ -234,6 +234,7 @@ int bench_command(int argc, char** argv) {
         KVCache cache =
             make_kv_cache(model, std::min(c.max_positions, (int)prompt.size() + spec.n_prefix + n));
         append_prefix(cache, inj.prefix);
+        append_adapters(model, cache, inj);
         auto logits = extend(model, cache, prompt, rows);
         for (int i = 1; i < n; ++i) {
           const int32_t next =

@@ -186,6 +186,38 @@ void MethodInstance::read_injection_spec() {
     template_ = spec->template_text;
     spec_.template_text = template_.c_str();
   }
+  read_adapter_spec(*spec, where);
+}
+
+// Since 1.2: LLaMA-Adapter's prompts in the top layers, for llama/gpt2 causal LMs only,
+// written through forward_injection (a 1.0/1.1 table cannot carry them).
+void MethodInstance::read_adapter_spec(const ph_injection_spec& spec, const std::string& where) {
+  if (!PH_HAS(&spec, ph_injection_spec, adapter_layers) ||
+      (spec.adapter_len == 0 && spec.adapter_layers == 0))
+    return;
+  const ModelConfig& c = model_host_.model().config;
+  if (spec.adapter_len < 1 || spec.adapter_len > c.max_positions || spec.adapter_layers < 1 ||
+      spec.adapter_layers > c.n_layers)
+    throw Error(where + ": adapter_len " + std::to_string(spec.adapter_len) +
+                " and adapter_layers " + std::to_string(spec.adapter_layers) + " must be in [1, " +
+                std::to_string(c.max_positions) + "] and [1, " + std::to_string(c.n_layers) +
+                "] (the model's context and layers), or both 0");
+  if (c.stacks != Stacks::kDecoder || (c.arch != Arch::kLlama && c.arch != Arch::kGpt2))
+    throw Error(where + ": adapter prompts (LLaMA-Adapter) work on llama and gpt2 decoders, not "
+                "on the " + std::string(arch_name(c.arch)) + " family");
+  if (model_host_.task() != TaskType::kCausalLm)
+    throw Error(where + ": adapter prompts (LLaMA-Adapter) need the CAUSAL_LM task type, not " +
+                task_type_name(model_host_.task()));
+  if (!has_injection_calls())
+    throw Error(where + ": the spec has adapter prompts, but the instance table has no "
+                "forward_injection/backward_injection to write them");
+  spec_.adapter_len = spec.adapter_len;
+  spec_.adapter_layers = spec.adapter_layers;
+}
+
+bool MethodInstance::has_injection_calls() const {
+  return PH_HAS(method_, ph_method, backward_injection) && method_->forward_injection &&
+         method_->backward_injection;
 }
 
 void MethodInstance::read_virtual_layout(const ph_injection_spec& spec, const std::string& where) {
@@ -270,17 +302,42 @@ Injection MethodInstance::forward(int64_t batch_size, const std::vector<int64_t>
         xt::xtensor<float, 5>(std::array<size_t, 5>{(size_t)m.n_layers, 2, (size_t)m.n_kv_heads,
                                                     (size_t)spec_.n_prefix, (size_t)m.head_dim},
                               nan);
+  const bool adapters = spec_.adapter_layers > 0;
+  if (adapters) {
+    injection.adapter_prompts = xt::xtensor<float, 3>(
+        std::array<size_t, 3>{(size_t)spec_.adapter_layers, (size_t)spec_.adapter_len,
+                              (size_t)m.dim},
+        nan);
+    injection.adapter_gates =
+        xt::xtensor<float, 1>(std::array<size_t, 1>{(size_t)spec_.adapter_layers}, nan);
+  }
   DlView<3> virtual_view(injection.virtual_tokens);
   DlView<5> prefix_view(injection.prefix);
+  DlView<3> prompts_view(injection.adapter_prompts);
+  DlView<1> gates_view(injection.adapter_gates);
   const ph_batch batch{sizeof(ph_batch), batch_size, task_ids.empty() ? nullptr : task_ids.data(),
                        step};
-  check_status(in_plugin("forward",
-                         [&] {
-                           return method_->forward(method_, &batch, train ? 1 : 0,
-                                                   spec_.n_virtual > 0 ? &virtual_view.dl : nullptr,
-                                                   spec_.n_prefix > 0 ? &prefix_view.dl : nullptr);
-                         }),
-               where);
+  DLTensor* virtual_dl = spec_.n_virtual > 0 ? &virtual_view.dl : nullptr;
+  DLTensor* prefix_dl = spec_.n_prefix > 0 ? &prefix_view.dl : nullptr;
+  if (has_injection_calls()) {
+    const ph_injection_tensors tensors{sizeof(ph_injection_tensors), virtual_dl, prefix_dl,
+                                       adapters ? &prompts_view.dl : nullptr,
+                                       adapters ? &gates_view.dl : nullptr};
+    // named "forward" like the 1.0 call: the same step of the method, for reports
+    check_status(in_plugin("forward",
+                           [&] {
+                             return method_->forward_injection(method_, &batch, train ? 1 : 0,
+                                                               &tensors);
+                           }),
+                 where);
+  } else {
+    check_status(in_plugin("forward",
+                           [&] {
+                             return method_->forward(method_, &batch, train ? 1 : 0, virtual_dl,
+                                                     prefix_dl);
+                           }),
+                 where);
+  }
   auto check_finite = [&](const float* data, size_t n, const char* what) {
     for (size_t i = 0; i < n; ++i)
       if (!std::isfinite(data[i]))
@@ -289,6 +346,9 @@ Injection MethodInstance::forward(int64_t batch_size, const std::vector<int64_t>
   };
   check_finite(injection.virtual_tokens.data(), injection.virtual_tokens.size(), "virtual_tokens");
   check_finite(injection.prefix.data(), injection.prefix.size(), "prefix");
+  check_finite(injection.adapter_prompts.data(), injection.adapter_prompts.size(),
+               "adapter_prompts");
+  check_finite(injection.adapter_gates.data(), injection.adapter_gates.size(), "adapter_gates");
   return injection;
 }
 
@@ -318,17 +378,36 @@ void MethodInstance::backward(int64_t batch_size, const std::vector<int64_t>& ta
   check_shape(shape_of(grad.virtual_tokens), grad.virtual_tokens.size(), want_virtual,
               "virtual_tokens");
   check_shape(shape_of(grad.prefix), grad.prefix.size(), want_prefix, "prefix");
+  const bool adapters = spec_.adapter_layers > 0;
+  check_shape(shape_of(grad.adapter_prompts), grad.adapter_prompts.size(),
+              adapters ? std::vector<int64_t>{spec_.adapter_layers, spec_.adapter_len, m.dim}
+                       : std::vector<int64_t>{},
+              "adapter_prompts");
+  check_shape(shape_of(grad.adapter_gates), grad.adapter_gates.size(),
+              adapters ? std::vector<int64_t>{spec_.adapter_layers} : std::vector<int64_t>{},
+              "adapter_gates");
   DlView<3> virtual_view(grad.virtual_tokens);
   DlView<5> prefix_view(grad.prefix);
+  DlView<3> prompts_view(grad.adapter_prompts);
+  DlView<1> gates_view(grad.adapter_gates);
   const ph_batch batch{sizeof(ph_batch), batch_size, task_ids.empty() ? nullptr : task_ids.data(),
                        step};
-  check_status(in_plugin("backward",
-                         [&] {
-                           return method_->backward(
-                               method_, &batch, spec_.n_virtual > 0 ? &virtual_view.dl : nullptr,
-                               spec_.n_prefix > 0 ? &prefix_view.dl : nullptr);
-                         }),
-               where);
+  DLTensor* virtual_dl = spec_.n_virtual > 0 ? &virtual_view.dl : nullptr;
+  DLTensor* prefix_dl = spec_.n_prefix > 0 ? &prefix_view.dl : nullptr;
+  if (has_injection_calls()) {
+    const ph_injection_tensors grads{sizeof(ph_injection_tensors), virtual_dl, prefix_dl,
+                                     adapters ? &prompts_view.dl : nullptr,
+                                     adapters ? &gates_view.dl : nullptr};
+    check_status(in_plugin("backward",
+                           [&] { return method_->backward_injection(method_, &batch, &grads); }),
+                 where);
+  } else {
+    check_status(in_plugin("backward",
+                           [&] {
+                             return method_->backward(method_, &batch, virtual_dl, prefix_dl);
+                           }),
+                 where);
+  }
 }
 
 void MethodInstance::zero_grad() {

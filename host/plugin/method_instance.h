@@ -140,6 +140,10 @@ class MethodInstance {
   void check_table();
   void read_injection_spec();
   void read_virtual_layout(const ph_injection_spec& spec, const std::string& where);
+  void read_adapter_spec(const ph_injection_spec& spec, const std::string& where);
+  // Since 1.2: the table's forward_injection/backward_injection, used instead of
+  // forward/backward when present.
+  bool has_injection_calls() const;
   void read_parameters();
 
   std::shared_ptr<PluginLibrary> library_;  // first member: unloaded last

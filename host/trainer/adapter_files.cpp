@@ -80,6 +80,12 @@ void write_adapter(const std::string& dir, const host::MethodInstance& method,
       {"task_type", task_type_name(config.task)},
       {"token_dim", config.dim}};
   cfg.update(adapter.config);
+  // LLaMA-Adapter is not prompt learning: PEFT's AdaptionPromptConfig has none of its
+  // geometry (10 keys, tests/fixtures/family/README.md §4).
+  if (spec.adapter_layers > 0)
+    for (const char* key : {"modules_to_save", "num_attention_heads", "num_layers",
+                            "num_transformer_submodules", "num_virtual_tokens", "token_dim"})
+      cfg.erase(key);
   // PEFT refuses a TEXT-initialised prompt without a tokenizer, even to load it for
   // inference; the text was tokenized with the base model's, so that is the one to name.
   auto tokenizer = cfg.find("tokenizer_name_or_path");

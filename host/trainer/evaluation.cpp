@@ -292,6 +292,7 @@ std::vector<int32_t> generate_output(const Model& model, host::MethodInstance& m
       std::min(model.config.max_positions, n_prefix + (int)prompt.size() + max_new_tokens);
   KVCache cache = make_kv_cache(model, capacity);
   append_prefix(cache, inj.prefix);
+  append_adapters(model, cache, inj);
   xt::xtensor<float, 2> virtual_rows;
   if (inj.virtual_tokens.size())
     virtual_rows = xt::view(inj.virtual_tokens, 0, xt::all(), xt::all());

@@ -82,6 +82,8 @@ Injection GenerationEncoding::cached(const Injection& injection) const {
   Injection out;
   out.prefix = injection.prefix;
   if (lead_) out.virtual_tokens = injection.virtual_tokens;
+  out.adapter_prompts = injection.adapter_prompts;  // LLaMA-Adapter: every request reads them
+  out.adapter_gates = injection.adapter_gates;
   return out;
 }
 

@@ -406,12 +406,16 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
       const float weight = sums[1] > 0 ? (float)(scored / sums[1]) : 0.0f;
       grad.virtual_tokens *= weight;
       grad.prefix *= weight;
+      grad.adapter_prompts *= weight;
+      grad.adapter_gates *= weight;
       for (auto& named : grad.head) named.second *= weight;
     }
     if (!head.empty()) head.accumulate(grad.head, 1.0f / (float)micro);
     if (micro > 1) {  // the step's gradient is the mean over its micro-batches
       grad.virtual_tokens /= (float)micro;
       grad.prefix /= (float)micro;
+      grad.adapter_prompts /= (float)micro;
+      grad.adapter_gates /= (float)micro;
     }
     method.backward((int64_t)share.size(), task_ids, grad, loop.step);
     return loss;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "models/common/error.h"
+#include "models/engine/adapter_attention.h"
 #include "models/engine/alibi.h"
 #include "models/engine/decode_kernels.h"
 #include "models/engine/embedding.h"
@@ -58,6 +59,10 @@ void check_cache(const ModelConfig& c, const KVCache& cache, const std::string& 
     ok =
         std::vector<size_t>(cache.keys[l].shape().begin(), cache.keys[l].shape().end()) == want &&
         std::vector<size_t>(cache.values[l].shape().begin(), cache.values[l].shape().end()) == want;
+  ok = ok && (cache.adapter_kv.empty() || (cache.adapter_kv.size() == size_t(c.n_layers) &&
+                                            cache.adapter_gates.size() == size_t(c.n_layers)));
+  for (size_t l = 0; ok && l < cache.adapter_kv.size(); ++l)
+    ok = cache.adapter_kv[l].size() == 0 || cache.adapter_kv[l].shape(1) == size_t(c.qkv_dim());
   if (!ok)
     throw Error(name +
                 ": the KV cache does not fit the model (make it with make_kv_cache or "
@@ -108,6 +113,7 @@ class BatchDecoderImpl {
   void layer(int l, const std::vector<DecodeItem>& items, const RopeTable* rope,
              const DistanceBias* bias);
   void head(const std::vector<DecodeItem>& items, std::vector<xt::xtensor<float, 2>>& logits);
+  void adapters(int l, const std::vector<DecodeItem>& items);
 
   // Per row of the step: its item and its position (the cache's length before the step
   // plus its index among the item's tokens).
@@ -118,6 +124,8 @@ class BatchDecoderImpl {
   std::vector<DecodeAttentionRow> attention_rows;
   InputNorm input_norm;
   AlibiTable alibi;
+  AdapterActivations adapter_acts;  // adapters()' temporaries
+  xt::xtensor<float, 2> adapter_out;
 };
 
 void BatchDecoderImpl::check(const std::vector<DecodeItem>& items) const {
@@ -188,6 +196,7 @@ void BatchDecoderImpl::layer(int l, const std::vector<DecodeItem>& items, const 
   AttentionShape shape{c.n_heads, c.n_kv_heads, hd, c.attn_scale, bias};
   flops += decode_attention(shape, attention_rows);
   flops += decode_linear(w.attn_out, R, attn.data(), qd, x.data(), D, true);
+  adapters(l, items);
 
   norm_forward(w.mlp_norm, c.norm_eps, R, D, x.data(), normed.data(), mean_or_null, rstd.data());
   const int pre_width = w.mlp_in.out;
@@ -197,6 +206,23 @@ void BatchDecoderImpl::layer(int l, const std::vector<DecodeItem>& items, const 
   else
     activation_forward(c.activation, (long)R * F, mlp_pre.data(), act.data());
   flops += decode_linear(w.mlp_out, R, act.data(), F, x.data(), D, true);
+}
+
+// LLaMA-Adapter: each row of an item whose cache has layer l adapted adds its gated
+// adapter attention (adapter_attention.h) to x, one row at a time (a row's result must
+// not depend on the others of the step).
+void BatchDecoderImpl::adapters(int l, const std::vector<DecodeItem>& items) {
+  const ModelConfig& c = model.config;
+  const size_t qkvd = c.qkv_dim();
+  for (size_t r = 0; r < row_item.size(); ++r) {
+    const KVCache& cache = *items[row_item[r]].cache;
+    if (cache.adapter_kv.empty() || cache.adapter_kv[l].size() == 0) continue;
+    AdapterBranch branch;
+    branch.len = (int)cache.adapter_kv[l].shape(0);
+    branch.gate = cache.adapter_gates[l];
+    adapter_forward(c, model.layers[l], branch, cache.adapter_kv[l].data(), 1, &qkv(r, 0), qkvd,
+                    adapter_acts, adapter_out, &x(r, 0));
+  }
 }
 
 // The final norm and the output head, over the rows whose logits are wanted.

@@ -8,6 +8,7 @@
 #include "models/common/error.h"
 #include "models/engine/batch_decode.h"
 #include "models/engine/engine.h"
+#include "models/engine/pass_common.h"
 
 namespace ph {
 
@@ -43,6 +44,25 @@ void append_prefix(KVCache& cache, const xt::xtensor<float, 5>& prefix) {
           cache.values[l](g, j, i) = prefix(l, 1, g, j, i);
         }
   cache.length = n;
+}
+
+void append_adapters(const Model& model, KVCache& cache, const Injection& injection) {
+  const ModelConfig& c = model.config;
+  if (injection.adapter_prompts.size() == 0) return;
+  Injection adapters;  // checked alone: the cache's other parts are already in place
+  adapters.adapter_prompts = injection.adapter_prompts;
+  adapters.adapter_gates = injection.adapter_gates;
+  check_injection_shapes(c, adapters);
+  cache.adapter_kv.assign(c.n_layers, xt::xtensor<float, 2>());
+  cache.adapter_gates.assign(c.n_layers, 0.0f);
+  const std::vector<AdapterBranch> branches = adapter_branches(c, adapters, nullptr);
+  for (int l = 0; l < c.n_layers; ++l) {
+    if (branches[l].len == 0) continue;
+    AdapterActivations acts;
+    adapter_project(c, model.layers[l], branches[l], acts);
+    cache.adapter_kv[l] = std::move(acts.kv);
+    cache.adapter_gates[l] = branches[l].gate;
+  }
 }
 
 // One sequence through the batched decoder: `prompthost generate`, the injection caches

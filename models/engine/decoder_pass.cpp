@@ -196,6 +196,11 @@ struct DecoderPass::State {
 
   int n_prefix() const { return injection.prefix.size() ? (int)injection.prefix.shape(3) : 0; }
 
+  // Layer l's gated adapter attention, or null.
+  const AdapterBranch* adapter(const std::vector<AdapterBranch>& branches, int l) const {
+    return branches[l].len > 0 ? &branches[l] : nullptr;
+  }
+
   // This layer's learned prefix as an attention span (with gradient buffers if given).
   std::vector<KVSpan> external_spans(int l, InjectionGrad* grad) {
     return prefix_spans(model.config, injection.prefix, l, grad ? &grad->prefix : nullptr);
@@ -486,9 +491,11 @@ double DecoderPass::forward(const std::vector<Sequence>& batch, const Injection&
   st.input_norm.forward(model, x);
 
   // layers; with recompute, one set of activation buffers is reused by every layer
+  const std::vector<AdapterBranch> branches = adapter_branches(c, st.injection, nullptr);
   for (int l = 0; l < c.n_layers; ++l)
     st.layers[l].forward(st.layout, st.external_spans(l, nullptr), st.inputs[l],
-                         st.acts[st.options.recompute ? 0 : l], st.inputs[l + 1], st.scratch);
+                         st.acts[st.options.recompute ? 0 : l], st.inputs[l + 1], st.scratch,
+                         st.adapter(branches, l));
 
   const double loss = st.classify               ? st.classify_batch(batch)
                       : has_soft_targets(batch) ? st.score_soft_targets(batch)
@@ -505,7 +512,10 @@ void DecoderPass::backward(InjectionGrad& grad) {
   const int D = c.dim, R = st.layout.rows;
   grad.virtual_tokens = xt::zeros<float>(st.injection.virtual_tokens.shape());
   grad.prefix = xt::zeros<float>(st.injection.prefix.shape());
+  grad.adapter_prompts = xt::zeros<float>(st.injection.adapter_prompts.shape());
+  grad.adapter_gates = xt::zeros<float>(st.injection.adapter_gates.shape());
   grad.head.clear();
+  const std::vector<AdapterBranch> branches = adapter_branches(c, st.injection, &grad);
 
   // final norm: d final-normed scored rows -> d last layer output, scattered to their rows
   // (a classifier: its head's gradient, and its rows')
@@ -532,9 +542,9 @@ void DecoderPass::backward(InjectionGrad& grad) {
     LayerActivations& a = st.acts[st.options.recompute ? 0 : l];
     if (st.options.recompute)  // rebuild the activations; the output (dx for now) is unused
       st.layers[l].forward(st.layout, st.external_spans(l, nullptr), st.inputs[l], a, dx,
-                           st.scratch);
+                           st.scratch, st.adapter(branches, l));
     st.layers[l].backward(st.layout, st.external_spans(l, &grad), st.inputs[l], a, dy, dx,
-                          st.scratch);
+                          st.scratch, st.adapter(branches, l));
     std::swap(dx, dy);
   }
 

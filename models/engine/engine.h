@@ -160,6 +160,11 @@ struct KVCache {
   int capacity = 0;
   // Per layer, [kv_heads, capacity, head_dim]; keys already rotated.
   std::vector<xt::xtensor<float, 3>> keys, values;
+  // LLaMA-Adapter (append_adapters): per layer, the adapter prompt through the layer's
+  // q|k|v projection [len, qkv_dim] (size 0: the layer is not adapted), and its gate.
+  // Empty: no adapter. They take no positions.
+  std::vector<xt::xtensor<float, 2>> adapter_kv;
+  std::vector<float> adapter_gates;
 };
 
 KVCache make_kv_cache(const Model& model, int capacity);
@@ -167,6 +172,11 @@ KVCache make_kv_cache(const Model& model, int capacity);
 // Puts a key/value prefix ([layers, 2, kv_heads, n, head_dim]) at the start of an
 // empty cache, so that decoding continues at position n.
 void append_prefix(KVCache& cache, const xt::xtensor<float, 5>& prefix);
+
+// Gives the cache the injection's gated adapter attention (Injection::adapter_prompts and
+// adapter_gates; none when empty), which every token decoded with it then reads. Throws
+// ph::Error if their shapes do not fit the model.
+void append_adapters(const Model& model, KVCache& cache, const Injection& injection);
 
 // Runs `tokens` (ids or virtual slots taking rows of `virtual_tokens`, [n, dim] or empty)
 // at positions cache.length.., appends their keys/values to the cache and returns the

@@ -4,7 +4,32 @@
 
 namespace ph {
 
+namespace {
+
+// LLaMA-Adapter's prompts [adapter_layers, len, dim] and gates [adapter_layers], on the
+// families PEFT's ADAPTION_PROMPT supports.
+void check_adapter_shapes(const ModelConfig& c, const Injection& inj) {
+  const auto& p = inj.adapter_prompts;
+  if (p.size() == 0 && inj.adapter_gates.size() == 0) return;
+  if (c.stacks != Stacks::kDecoder || (c.arch != Arch::kLlama && c.arch != Arch::kGpt2))
+    throw Error(std::string("injection: adapter prompts (LLaMA-Adapter) need a llama or gpt2 "
+                            "causal decoder, not a ") +
+                arch_name(c.arch) + " model");
+  if (p.shape(0) < 1 || p.shape(0) > (size_t)c.n_layers || p.shape(1) < 1 ||
+      p.shape(2) != (size_t)c.dim)
+    throw Error("injection: adapter prompts have shape [" + std::to_string(p.shape(0)) + ", " +
+                std::to_string(p.shape(1)) + ", " + std::to_string(p.shape(2)) +
+                "], the model needs [1.." + std::to_string(c.n_layers) + ", len >= 1, " +
+                std::to_string(c.dim) + "]");
+  if (inj.adapter_gates.size() != p.shape(0))
+    throw Error("injection: " + std::to_string(inj.adapter_gates.size()) + " adapter gates for " +
+                std::to_string(p.shape(0)) + " adapted layers");
+}
+
+}  // namespace
+
 void check_injection_shapes(const ModelConfig& c, const Injection& inj) {
+  check_adapter_shapes(c, inj);
   const auto& pre = inj.prefix;
   if (pre.size() > 0 &&
       (pre.shape(0) != (size_t)c.n_layers || pre.shape(1) != 2 ||
@@ -58,6 +83,23 @@ std::vector<KVSpan> prefix_spans(const ModelConfig& c, const xt::xtensor<float, 
   }
   spans.push_back(s);
   return spans;
+}
+
+std::vector<AdapterBranch> adapter_branches(const ModelConfig& c, const Injection& inj,
+                                            InjectionGrad* grad) {
+  std::vector<AdapterBranch> branches(c.n_layers);
+  const int adapted = inj.adapter_prompts.size() ? (int)inj.adapter_prompts.shape(0) : 0;
+  for (int i = 0; i < adapted; ++i) {
+    AdapterBranch& b = branches[c.n_layers - adapted + i];
+    b.prompt = &inj.adapter_prompts(i, 0, 0);
+    b.len = (int)inj.adapter_prompts.shape(1);
+    b.gate = inj.adapter_gates(i);
+    if (grad) {
+      b.d_prompt = &grad->adapter_prompts(i, 0, 0);
+      b.d_gate = &grad->adapter_gates(i);
+    }
+  }
+  return branches;
 }
 
 }  // namespace ph

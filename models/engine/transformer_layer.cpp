@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "models/common/error.h"
 #include "models/engine/linear.h"
 
 namespace ph {
@@ -64,21 +65,24 @@ std::vector<AttentionSegment> TransformerLayer::attention_segments(
 
 void TransformerLayer::forward(const BatchLayout& layout, const std::vector<KVSpan>& external,
                                const xt::xtensor<float, 2>& x, LayerActivations& acts,
-                               xt::xtensor<float, 2>& y, LayerScratch& scratch) const {
+                               xt::xtensor<float, 2>& y, LayerScratch& scratch,
+                               const AdapterBranch* adapter) const {
+  if (adapter && config_.post_norm)
+    throw Error("the gated adapter attention needs a pre-norm decoder (llama, gpt2)");
   if (config_.post_norm)
     forward_post_norm(layout, external, x, acts, y, scratch);
   else
-    forward_pre_norm(layout, external, x, acts, y, scratch);
+    forward_pre_norm(layout, external, x, acts, y, scratch, adapter);
 }
 
 void TransformerLayer::backward(const BatchLayout& layout, const std::vector<KVSpan>& external,
                                 const xt::xtensor<float, 2>& x, const LayerActivations& acts,
                                 const xt::xtensor<float, 2>& dy, xt::xtensor<float, 2>& dx,
-                                LayerScratch& scratch) const {
+                                LayerScratch& scratch, const AdapterBranch* adapter) const {
   if (config_.post_norm)
     backward_post_norm(layout, external, x, acts, dy, dx, scratch);
   else
-    backward_pre_norm(layout, external, x, acts, dy, dx, scratch);
+    backward_pre_norm(layout, external, x, acts, dy, dx, scratch, adapter);
 }
 
 // ---------------------------------------------------------------- the two block orders
@@ -87,7 +91,8 @@ void TransformerLayer::backward(const BatchLayout& layout, const std::vector<KVS
 void TransformerLayer::forward_pre_norm(const BatchLayout& layout,
                                         const std::vector<KVSpan>& external,
                                         const xt::xtensor<float, 2>& x, LayerActivations& acts,
-                                        xt::xtensor<float, 2>& y, LayerScratch& scratch) const {
+                                        xt::xtensor<float, 2>& y, LayerScratch& scratch,
+                                        const AdapterBranch* adapter) const {
   const size_t R = layout.rows, D = config_.dim;
   const bool layer_norm = config_.layer_norm();
   xt::xtensor<float, 2>& a = scratch.normed;
@@ -98,7 +103,7 @@ void TransformerLayer::forward_pre_norm(const BatchLayout& layout,
                layer_norm ? acts.mean1.data() : nullptr, acts.rstd1.data());
   acts.h.resize({R, D});
   copy_floats(R * D, x.data(), acts.h.data());
-  attention_sublayer(layout, external, a.data(), acts, acts.h.data());
+  attention_sublayer(layout, external, a.data(), acts, acts.h.data(), scratch, adapter);
 
   acts.rstd2.resize({R});
   if (layer_norm) acts.mean2.resize({R});
@@ -114,7 +119,8 @@ void TransformerLayer::backward_pre_norm(const BatchLayout& layout,
                                          const xt::xtensor<float, 2>& x,
                                          const LayerActivations& acts,
                                          const xt::xtensor<float, 2>& dy, xt::xtensor<float, 2>& dx,
-                                         LayerScratch& scratch) const {
+                                         LayerScratch& scratch,
+                                         const AdapterBranch* adapter) const {
   const size_t R = layout.rows, D = config_.dim;
   const bool layer_norm = config_.layer_norm();
   // dx holds d h (dy plus the MLP's share) until the attention's share is added to it
@@ -126,7 +132,8 @@ void TransformerLayer::backward_pre_norm(const BatchLayout& layout,
   norm_backward(w_.mlp_norm, R, D, acts.h.data(), layer_norm ? acts.mean2.data() : nullptr,
                 acts.rstd2.data(), dnormed.data(), dx.data(), true);
 
-  attention_sublayer_backward(layout, external, acts, dx.data(), dnormed.data(), false, scratch);
+  attention_sublayer_backward(layout, external, acts, dx.data(), dnormed.data(), false, scratch,
+                              adapter);
   norm_backward(w_.attn_norm, R, D, x.data(), layer_norm ? acts.mean1.data() : nullptr,
                 acts.rstd1.data(), dnormed.data(), dx.data(), true);
 }
@@ -144,7 +151,7 @@ void TransformerLayer::forward_post_norm(const BatchLayout& layout,
   }
   acts.h_sum.resize({R, D});
   copy_floats(R * D, x.data(), acts.h_sum.data());
-  attention_sublayer(layout, external, x.data(), acts, acts.h_sum.data());
+  attention_sublayer(layout, external, x.data(), acts, acts.h_sum.data(), scratch);
   acts.h.resize({R, D});
   acts.rstd1.resize({R});
   norm_forward(w_.attn_norm, config_.norm_eps, R, D, acts.h_sum.data(), acts.h.data(),
@@ -187,7 +194,9 @@ void TransformerLayer::backward_post_norm(const BatchLayout& layout,
 // out += attention(q, k, v of `in`) · W_o (+ b): [q|k|v] -> rotary -> attention -> projection
 void TransformerLayer::attention_sublayer(const BatchLayout& layout,
                                           const std::vector<KVSpan>& external, const float* in,
-                                          LayerActivations& acts, float* out) const {
+                                          LayerActivations& acts, float* out,
+                                          LayerScratch& scratch,
+                                          const AdapterBranch* adapter) const {
   const size_t R = layout.rows, D = config_.dim;
   const size_t qd = config_.q_dim(), qkvd = config_.qkv_dim();
   acts.qkv.resize({R, qkvd});
@@ -201,6 +210,11 @@ void TransformerLayer::attention_sublayer(const BatchLayout& layout,
   acts.lse.resize({R * config_.n_heads});
   attention_forward(shape_for(layout), attention_segments(layout, external, acts, nullptr));
   linear_forward(w_.attn_out, R, acts.attn.data(), qd, out, D, true);
+  if (adapter) {  // reads the rotated queries, adds its own output
+    adapter_project(config_, w_, *adapter, acts.adapter);
+    adapter_forward(config_, w_, *adapter, acts.adapter.kv.data(), R, acts.qkv.data(), qkvd,
+                    acts.adapter, scratch.adapter_out, out);
+  }
 }
 
 // d out -> d attention output -> d [q|k|v] -> undo rotary -> d in
@@ -208,7 +222,8 @@ void TransformerLayer::attention_sublayer_backward(const BatchLayout& layout,
                                                    const std::vector<KVSpan>& external,
                                                    const LayerActivations& acts, const float* dout,
                                                    float* din, bool accumulate,
-                                                   LayerScratch& scratch) const {
+                                                   LayerScratch& scratch,
+                                                   const AdapterBranch* adapter) const {
   const size_t R = layout.rows, D = config_.dim;
   const size_t qd = config_.q_dim(), qkvd = config_.qkv_dim();
   xt::xtensor<float, 2>& dattn = scratch.dattn;
@@ -220,6 +235,9 @@ void TransformerLayer::attention_sublayer_backward(const BatchLayout& layout,
   auto segs = attention_segments(layout, external, acts, dqkv.data());
   for (auto& seg : segs) seg.dout = dattn.data() + (seg.out - acts.attn.data());  // same rows
   attention_backward(shape_for(layout), segs);
+  if (adapter)  // its share of d q, before the rotation is undone
+    adapter_backward(config_, w_, *adapter, R, acts.qkv.data(), qkvd, acts.adapter, dout,
+                     dqkv.data(), qkvd);
   if (config_.rotary_positions()) {
     rope_apply(rope_, R, layout.positions.data(), config_.n_heads, dqkv.data(), qkvd, true);
     rope_apply(rope_, R, layout.positions.data(), config_.n_kv_heads, dqkv.data() + qd, qkvd, true);

@@ -14,6 +14,7 @@
 
 #include <xtensor/xtensor.hpp>
 
+#include "models/engine/adapter_attention.h"
 #include "models/engine/attention.h"
 #include "models/engine/kernels.h"
 #include "models/engine/model.h"
@@ -50,6 +51,7 @@ struct LayerActivations {
   xt::xtensor<float, 2> mlp_pre;  // llama [rows, 2*ffn] (gate|up), gpt2 [rows, ffn]
   // post-norm: the residual sums the norms take (h = norm(h_sum), y = norm(y_sum))
   xt::xtensor<float, 2> h_sum, y_sum;
+  AdapterActivations adapter;  // an adapted layer's gated adapter attention
 };
 
 // Temporaries of one layer's forward or backward, shared by all layers of a pass (one
@@ -58,6 +60,7 @@ struct LayerScratch {
   xt::xtensor<float, 2> normed, act;                       // forward
   xt::xtensor<float, 2> dact, dpre, dnormed, dattn, dqkv;  // backward
   xt::xtensor<float, 2> dsum;                              // post-norm backward
+  xt::xtensor<float, 2> adapter_out;                       // the adapter branch's output
 };
 
 class TransformerLayer {
@@ -65,16 +68,17 @@ class TransformerLayer {
   TransformerLayer(const Model& model, int layer, const RopeTable& rope);
 
   // y = the block applied to x [rows, dim]; fills acts with what backward needs.
-  // x and y may not alias.
+  // x and y may not alias. `adapter`: the layer's gated adapter attention, or null
+  // (pre-norm layers only).
   void forward(const BatchLayout& layout, const std::vector<KVSpan>& external,
                const xt::xtensor<float, 2>& x, LayerActivations& acts, xt::xtensor<float, 2>& y,
-               LayerScratch& scratch) const;
+               LayerScratch& scratch, const AdapterBranch* adapter = nullptr) const;
   // dx = d loss / d x from dy = d loss / d output; accumulates into the external spans'
-  // dk/dv. dx and dy may not alias.
+  // dk/dv and the adapter's gradients. dx and dy may not alias.
   void backward(const BatchLayout& layout, const std::vector<KVSpan>& external,
                 const xt::xtensor<float, 2>& x, const LayerActivations& acts,
-                const xt::xtensor<float, 2>& dy, xt::xtensor<float, 2>& dx,
-                LayerScratch& scratch) const;
+                const xt::xtensor<float, 2>& dy, xt::xtensor<float, 2>& dx, LayerScratch& scratch,
+                const AdapterBranch* adapter = nullptr) const;
 
  private:
   std::vector<AttentionSegment> attention_segments(const BatchLayout& layout,
@@ -84,11 +88,12 @@ class TransformerLayer {
 
   void forward_pre_norm(const BatchLayout& layout, const std::vector<KVSpan>& external,
                         const xt::xtensor<float, 2>& x, LayerActivations& acts,
-                        xt::xtensor<float, 2>& y, LayerScratch& scratch) const;
+                        xt::xtensor<float, 2>& y, LayerScratch& scratch,
+                        const AdapterBranch* adapter) const;
   void backward_pre_norm(const BatchLayout& layout, const std::vector<KVSpan>& external,
                          const xt::xtensor<float, 2>& x, const LayerActivations& acts,
                          const xt::xtensor<float, 2>& dy, xt::xtensor<float, 2>& dx,
-                         LayerScratch& scratch) const;
+                         LayerScratch& scratch, const AdapterBranch* adapter) const;
   void forward_post_norm(const BatchLayout& layout, const std::vector<KVSpan>& external,
                          const xt::xtensor<float, 2>& x, LayerActivations& acts,
                          xt::xtensor<float, 2>& y, LayerScratch& scratch) const;
@@ -100,10 +105,12 @@ class TransformerLayer {
   // The sublayers. Forward adds its output to `out` (which holds the residual); backward
   // writes (or, with accumulate, adds) d loss / d input from d loss / d output.
   void attention_sublayer(const BatchLayout& layout, const std::vector<KVSpan>& external,
-                          const float* in, LayerActivations& acts, float* out) const;
+                          const float* in, LayerActivations& acts, float* out,
+                          LayerScratch& scratch, const AdapterBranch* adapter = nullptr) const;
   void attention_sublayer_backward(const BatchLayout& layout, const std::vector<KVSpan>& external,
                                    const LayerActivations& acts, const float* dout, float* din,
-                                   bool accumulate, LayerScratch& scratch) const;
+                                   bool accumulate, LayerScratch& scratch,
+                                   const AdapterBranch* adapter = nullptr) const;
   void mlp_sublayer(int rows, const float* in, LayerActivations& acts, float* out,
                     LayerScratch& scratch) const;
   void mlp_sublayer_backward(int rows, const LayerActivations& acts, const float* dout, float* din,

@@ -51,6 +51,12 @@ InjectionCache::InjectionCache(const Model& model, const Injection& injection) {
   const int n_prefix = injection.prefix.size() > 0 ? int(injection.prefix.shape()[3]) : 0;
   const int n_virtual =
       injection.virtual_tokens.size() > 0 ? int(injection.virtual_tokens.shape()[1]) : 0;
+  // LLaMA-Adapter's prompts through each adapted layer's k/v projection: computed once,
+  // handed to every request's cache
+  KVCache adapters;
+  append_adapters(model, adapters, injection);
+  adapter_kv_ = std::move(adapters.adapter_kv);
+  adapter_gates_ = std::move(adapters.adapter_gates);
   if (n_prefix + n_virtual == 0) return;
   if (n_prefix + n_virtual > c.max_positions)
     throw Error("the injection takes " + std::to_string(n_prefix + n_virtual) + " positions (" +
@@ -59,6 +65,8 @@ InjectionCache::InjectionCache(const Model& model, const Injection& injection) {
                 std::to_string(c.max_positions));
 
   cache_ = make_kv_cache(model, n_prefix + n_virtual);
+  cache_.adapter_kv = adapter_kv_;
+  cache_.adapter_gates = adapter_gates_;
   if (n_prefix > 0) append_prefix(cache_, injection.prefix);
   if (n_virtual > 0) {
     std::vector<int32_t> slots(n_virtual);
@@ -74,6 +82,8 @@ KVCache InjectionCache::start(const Model& model, int capacity) const {
     throw Error("a request cache of " + std::to_string(capacity) +
                 " positions cannot hold the injection's " + std::to_string(cache_.length));
   KVCache out = make_kv_cache(model, capacity);
+  out.adapter_kv = adapter_kv_;
+  out.adapter_gates = adapter_gates_;
   if (cache_.length == 0) return out;
 
   const std::vector<size_t> want = {size_t(c.n_kv_heads), size_t(capacity), size_t(c.head_dim)};

@@ -19,7 +19,8 @@ namespace ph {
 
 // The key/value cache of an injection, built once and shared read-only by requests.
 // Positions 0..n_prefix-1 hold the key/value prefix, the next n_virtual the prepended
-// virtual tokens (peft-spec: virtual tokens are ordinary positions, text follows).
+// virtual tokens (peft-spec: virtual tokens are ordinary positions, text follows); the
+// gated adapter attention's projected prompts (LLaMA-Adapter) go with every cache.
 class InjectionCache {
  public:
   // No injection: an empty cache, generation starts at position 0.
@@ -43,6 +44,10 @@ class InjectionCache {
  private:
   KVCache cache_;  // capacity == length: no room is kept that no request would use
   xt::xtensor<float, 1> last_logits_;
+  // LLaMA-Adapter's per-layer projected prompts and gates (KVCache::adapter_kv), which
+  // take no positions: every request's cache gets them.
+  std::vector<xt::xtensor<float, 2>> adapter_kv_;
+  std::vector<float> adapter_gates_;
 };
 
 struct GenerateOptions {

@@ -3,6 +3,7 @@
 // suites, which compare completions with `prompthost generate --adapter`.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,21 +19,29 @@
 namespace ph::test {
 
 // An adapter folder of `plugin` with its options `sets` (key=value).
+// `gate`, when not 0, replaces every LLaMA-Adapter gate (PEFT initialises them to 0, which
+// leaves the model as it is).
 inline void write_random_adapter(const Model& model, const Tokenizer& tokenizer,
                                  const std::string& dir, const std::string& plugin,
                                  const std::vector<std::string>& sets,
-                                 const std::vector<std::string>& task_names) {
+                                 const std::vector<std::string>& task_names, float gate = 0.0f) {
   auto library = host::find_plugin(plugin, {});
   const auto options = host::resolve_options(library->descriptor(), nlohmann::json::object(), sets);
   host::ModelHost model_host(model, &tokenizer);
   host::MethodInstance method(library, model_host, options, 11);
+  const std::string gate_suffix = ".adaption_gate";
+  for (const auto& p : method.parameters())
+    if (gate != 0.0f && p.name.size() > gate_suffix.size() &&
+        p.name.compare(p.name.size() - gate_suffix.size(), gate_suffix.size(), gate_suffix) == 0)
+      std::fill(p.value, p.value + p.numel, gate);
   trainer::write_adapter(dir, method, model.config, source_path("models/demo/hf"), task_names);
 }
 
 // The demo model, its tokenizer and, in `dir`, one adapter of every method: pt (prompt
 // tuning), prefix and prefix_proj (prefix tuning without and with the projection), ptune
 // (P-tuning with a template that puts virtual tokens inside the prompt), multi (multitask
-// prompt tuning, tasks "topic" and "sentiment").
+// prompt tuning, tasks "topic" and "sentiment"), adapt (LLaMA-Adapter in the top two
+// layers, gates 0.5).
 struct DemoAdapters {
   Model model;
   std::unique_ptr<Tokenizer> tokenizer;
@@ -54,9 +63,11 @@ struct DemoAdapters {
     write_random_adapter(model, t, dir + "/multi", "multitask_prompt_tuning",
                          {"num_virtual_tokens=4", "num_tasks=2", "num_ranks=2"},
                          {"topic", "sentiment"});
+    write_random_adapter(model, t, dir + "/adapt", "adaption_prompt",
+                         {"adapter_len=4", "adapter_layers=2"}, {}, 0.5f);
   }
   static std::vector<std::string> names() {
-    return {"pt", "prefix", "prefix_proj", "ptune", "multi"};
+    return {"pt", "prefix", "prefix_proj", "ptune", "multi", "adapt"};
   }
 };
 

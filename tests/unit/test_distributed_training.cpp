@@ -151,9 +151,11 @@ TEST_CASE("two ranks train as one process does, and repeat themselves bit for bi
   }
   const std::string work = ph::test::temp_dir("distributed_same");
   const std::string data = small_data(work);
-  // prefix tuning (the demo's method) for 20 steps, prompt tuning for 5
+  // prefix tuning (the demo's method) for 20 steps, prompt tuning for 5, LLaMA-Adapter
+  // (adapter prompts and gates, weighted by each rank's share like the rest) for 5
   for (const auto& [plugin, steps] : {std::pair<std::string, int>{"prefix_tuning", 20},
-                                      std::pair<std::string, int>{"prompt_tuning", 5}}) {
+                                      std::pair<std::string, int>{"prompt_tuning", 5},
+                                      std::pair<std::string, int>{"adaption_prompt", 5}}) {
     const std::string one = work + "/one-" + plugin, two = work + "/two-" + plugin;
     REQUIRE(run(0, train_args(data, one, steps, plugin), one + ".err") == 0);
     REQUIRE(run(2, train_args(data, two, steps, plugin), two + ".err") == 0);

@@ -12,40 +12,18 @@
 #include "gradient_check.h"
 #include "models/engine/engine.h"
 #include "models/loader/random_model.h"
+#include "tiny_decoders.h"
 
 using namespace ph;
 
 namespace {
 
 ModelConfig llama_config(int kv_heads, bool qkv_bias, int head_dim, bool tied) {
-  ModelConfig c;
-  c.arch = Arch::kLlama;
-  c.n_layers = 2;
-  c.dim = 32;
-  c.n_heads = 4;
-  c.n_kv_heads = kv_heads;
-  c.head_dim = head_dim;
-  c.ffn_dim = 40;
-  c.vocab_size = 50;
-  c.max_positions = 64;
-  c.qkv_bias = qkv_bias;
-  c.tied_head = tied;
-  return c;
+  return test::tiny_llama_config(kv_heads, qkv_bias, head_dim, tied);
 }
 
 ModelConfig gpt2_config() {
-  ModelConfig c;
-  set_family(c, Arch::kGpt2);
-  c.n_layers = 2;
-  c.dim = 32;
-  c.n_heads = 4;
-  c.n_kv_heads = 4;
-  c.head_dim = 8;
-  c.ffn_dim = 64;
-  c.vocab_size = 50;
-  c.max_positions = 64;
-  c.tied_head = true;
-  return c;
+  return test::tiny_family_config(Arch::kGpt2);
 }
 
 struct Scenario {
