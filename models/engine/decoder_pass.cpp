@@ -321,7 +321,7 @@ struct DecoderPass::State {
       const auto& soft = batch[b].soft_targets;
       for (size_t t = 1; t < soft.size(); ++t)
         if (!soft[t].ids.empty()) {
-          scores.push_back({predicting_row(b, t), (int)targets.size(), (int)b});
+          scores.push_back({predicting_row(b, t), (int)targets.size(), (int)b, 1.0f});
           targets.push_back(&soft[t]);
           ++scored_in[b];
         }

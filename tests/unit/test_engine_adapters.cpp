@@ -168,7 +168,9 @@ TEST_CASE("generate with adapter prompts equals a cache-free argmax loop", "[ada
     std::vector<int32_t> seq = prompt, loop;
     for (int i = 0; i < options.max_new_tokens; ++i) {
       TrainingPass pass(model, PassOptions{false, true});
-      pass.forward({Sequence{seq}}, inj);
+      Sequence whole;
+      whole.tokens = seq;
+      pass.forward({whole}, inj);
       const auto& lg = pass.logits()[0];
       const xt::xtensor<float, 1> last = xt::view(lg, lg.shape(0) - 1, xt::all());
       REQUIRE(i < (int)cached_logits.size());

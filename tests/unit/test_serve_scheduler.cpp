@@ -517,7 +517,7 @@ TEST_CASE("the registry lists its adapters and refuses bad names, folders and pr
   AdapterRegistry registry(d.model, d.tokenizer.get(), "demo", {});
   d.load_all(registry);
   const std::vector<AdapterSummary> all = registry.list();
-  REQUIRE(all.size() == 5);
+  REQUIRE(all.size() == 6);
   CHECK(all[0].name == "pt");
   CHECK(all[0].method == "prompt_tuning");
   CHECK(all[0].peft_type == "PROMPT_TUNING");
@@ -528,6 +528,8 @@ TEST_CASE("the registry lists its adapters and refuses bad names, folders and pr
   CHECK(all[4].peft_type == "MULTITASK_PROMPT_TUNING");
   CHECK(all[4].task_names == std::vector<std::string>{"topic", "sentiment"});
   CHECK(all[1].task_names.empty());
+  CHECK(all[5].name == "adapt");
+  CHECK(all[5].peft_type == "ADAPTION_PROMPT");
 
   const auto load_error = [&](const std::string& name, const std::string& path) {
     return api_error([&] { registry.load(name, path); });
@@ -546,7 +548,7 @@ TEST_CASE("the registry lists its adapters and refuses bad names, folders and pr
       load_error("x", test::fixtures_dir() + "/hf/adapters/qwen2-tiny__prompt_tuning");
   CHECK(other.status == 400);
   CHECK_THAT(other.what(), Catch::Contains("token_dim") || Catch::Contains("layers"));
-  CHECK(registry.list().size() == 5);  // unchanged by the refusals
+  CHECK(registry.list().size() == all.size());  // unchanged by the refusals
 
   PromptInput text;
   text.text = "Hello";
