@@ -28,6 +28,12 @@ struct FamilyCaseFile {
   std::filesystem::path adapter_dir() const { return root / "adapters" / (arch + "__" + case_name); }
 };
 
+// ‖got − want‖₂ / ‖want‖₂ of two tensors of the same size (want is the reference).
+inline double rel(const std::vector<float>& got, const std::vector<float>& want) {
+  REQUIRE(got.size() == want.size());
+  return relative_l2(got.data(), want.data(), want.size());
+}
+
 inline std::vector<std::filesystem::path> family_fixture_roots() {
   std::vector<std::filesystem::path> roots = {source_path("tests/fixtures/family")};
   if (const char* env = std::getenv("PROMPTHOST_FIXTURES_FAMILY"); env && *env) roots.push_back(env);

@@ -17,39 +17,20 @@
 #include "models/engine/engine.h"
 #include "models/loader/random_model.h"
 #include "test_support.h"
+#include "tiny_decoders.h"
 #include "trainer_test_support.h"
 
 using namespace ph;
 
 namespace {
 
+// llama with grouped-query heads, and gpt2 (tests/tiny_decoders.h).
 ModelConfig llama_gqa_config() {
-  ModelConfig c;
-  c.arch = Arch::kLlama;
-  c.n_layers = 2;
-  c.dim = 32;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.ffn_dim = 40;
-  c.vocab_size = 50;
-  c.max_positions = 64;
-  return c;
+  return test::tiny_llama_config(2, false, 8, false);
 }
 
 ModelConfig gpt2_config() {
-  ModelConfig c;
-  set_family(c, Arch::kGpt2);
-  c.n_layers = 2;
-  c.dim = 32;
-  c.n_heads = 4;
-  c.n_kv_heads = 4;
-  c.head_dim = 8;
-  c.ffn_dim = 64;
-  c.vocab_size = 50;
-  c.max_positions = 64;
-  c.tied_head = true;
-  return c;
+  return test::tiny_family_config(Arch::kGpt2);
 }
 
 std::vector<int32_t> random_tokens(size_t n, int vocab, std::mt19937& rng) {

@@ -35,10 +35,7 @@ namespace {
 
 constexpr double kTolerance = 1e-4;
 
-double rel(const std::vector<float>& got, const std::vector<float>& want) {
-  REQUIRE(got.size() == want.size());
-  return test::relative_l2(got.data(), want.data(), want.size());
-}
+using test::rel;
 
 struct AdapterCase {
   std::vector<Sequence> batch;

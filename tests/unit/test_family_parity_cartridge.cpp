@@ -30,10 +30,7 @@ namespace {
 
 constexpr double kTolerance = 1e-4;
 
-double rel(const std::vector<float>& got, const std::vector<float>& want) {
-  REQUIRE(got.size() == want.size());
-  return test::relative_l2(got.data(), want.data(), want.size());
-}
+using test::rel;
 
 // A tokenizer that gives the fixture's token ids for any text (PEFT's fixture used the same
 // stand-in), so the plugin's own path from a text to prefix_from_ids runs.
