@@ -41,7 +41,7 @@ inline void write_random_adapter(const Model& model, const Tokenizer& tokenizer,
 // tuning), prefix and prefix_proj (prefix tuning without and with the projection), ptune
 // (P-tuning with a template that puts virtual tokens inside the prompt), multi (multitask
 // prompt tuning, tasks "topic" and "sentiment"), adapt (LLaMA-Adapter in the top two
-// layers, gates 0.5).
+// layers, gates 0.5), cart (a 4-token cartridge, its first row frozen).
 struct DemoAdapters {
   Model model;
   std::unique_ptr<Tokenizer> tokenizer;
@@ -65,9 +65,12 @@ struct DemoAdapters {
                          {"topic", "sentiment"});
     write_random_adapter(model, t, dir + "/adapt", "adaption_prompt",
                          {"adapter_len=4", "adapter_layers=2"}, {}, 0.5f);
+    write_random_adapter(model, t, dir + "/cart", "cartridge",
+                         {"num_virtual_tokens=4", "num_frozen_tokens=1", "objective=next_token"},
+                         {});
   }
   static std::vector<std::string> names() {
-    return {"pt", "prefix", "prefix_proj", "ptune", "multi", "adapt"};
+    return {"pt", "prefix", "prefix_proj", "ptune", "multi", "adapt", "cart"};
   }
 };
 

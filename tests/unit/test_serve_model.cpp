@@ -128,7 +128,7 @@ std::vector<Case> every_method(float temperature) {
   std::vector<Case> cases;
   uint64_t seed = 3;
   for (const char* model :
-       {"demo", "pt", "prefix", "prefix_proj", "ptune", "multi:topic", "multi:sentiment", "adapt"})
+       {"demo", "pt", "prefix", "prefix_proj", "ptune", "multi:topic", "multi:sentiment", "adapt", "cart"})
     for (const char* prompt : {"Never trust a computer", "The best way to predict"})
       cases.push_back({model, prompt, 20, temperature, seed++});
   return cases;
@@ -166,7 +166,7 @@ void check_alone_and_under_load(float temperature) {
   CHECK(metric(metrics, "prompthost_batch_size_bucket{le=\"1\"}") <
         metric(metrics, "prompthost_batch_size_count"));
   const json m = json::parse(http_call(server.http->port(), "GET", "/v1/models").body);
-  CHECK(m["data"].size() == 7);
+  CHECK(m["data"].size() == 1 + ph::test::DemoAdapters::names().size());  // the base model too
 }
 
 }  // namespace
@@ -261,7 +261,7 @@ TEST_CASE("adapters load and unload while requests run on them", "[serve_model]"
   const json models = json::parse(http_call(port, "GET", "/v1/models").body);
   std::vector<std::string> ids;
   for (const json& m : models["data"]) ids.push_back(m["id"]);
-  CHECK(ids == std::vector<std::string>{"demo", "pt", "prefix", "ptune", "multi", "adapt", "again"});
+  CHECK(ids == std::vector<std::string>{"demo", "pt", "prefix", "ptune", "multi", "adapt", "cart", "again"});
 }
 
 TEST_CASE("an adapter of another base model is refused with the reason", "[serve_model]") {
@@ -273,13 +273,14 @@ TEST_CASE("an adapter of another base model is refused with the reason", "[serve
   const json e = json::parse(r.body)["error"];
   INFO(e.dump());
   CHECK(e["message"].get<std::string>().find(other) != std::string::npos);
-  CHECK(json::parse(http_call(server.http->port(), "GET", "/v1/models").body)["data"].size() == 7);
+  CHECK(json::parse(http_call(server.http->port(), "GET", "/v1/models").body)["data"].size() ==
+        1 + ph::test::DemoAdapters::names().size());
 }
 
 TEST_CASE("/v1/models describes each adapter: method, virtual tokens, tasks", "[serve_model]") {
   ModelServer server;
   const json data = json::parse(http_call(server.http->port(), "GET", "/v1/models").body)["data"];
-  REQUIRE(data.size() == 7);
+  REQUIRE(data.size() == 8);
   CHECK(data[0]["id"] == "demo");
   CHECK(data[0]["max_model_len"] == demo().model.config.max_positions);
   CHECK(data[1]["method"] == "prompt_tuning");
@@ -287,6 +288,7 @@ TEST_CASE("/v1/models describes each adapter: method, virtual tokens, tasks", "[
   CHECK(data[4]["has_template"] == true);
   CHECK(data[5]["tasks"] == json({"topic", "sentiment"}));
   CHECK(data[6]["method"] == "adaption_prompt");
+  CHECK(data[7]["method"] == "cartridge");
 }
 
 // The placeholder BatchDecoder (before the batched one lands) refuses all_logits, which

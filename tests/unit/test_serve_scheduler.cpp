@@ -517,7 +517,7 @@ TEST_CASE("the registry lists its adapters and refuses bad names, folders and pr
   AdapterRegistry registry(d.model, d.tokenizer.get(), "demo", {});
   d.load_all(registry);
   const std::vector<AdapterSummary> all = registry.list();
-  REQUIRE(all.size() == 6);
+  REQUIRE(all.size() == 7);
   CHECK(all[0].name == "pt");
   CHECK(all[0].method == "prompt_tuning");
   CHECK(all[0].peft_type == "PROMPT_TUNING");
@@ -530,6 +530,8 @@ TEST_CASE("the registry lists its adapters and refuses bad names, folders and pr
   CHECK(all[1].task_names.empty());
   CHECK(all[5].name == "adapt");
   CHECK(all[5].peft_type == "ADAPTION_PROMPT");
+  CHECK(all[6].name == "cart");
+  CHECK(all[6].peft_type == "CARTRIDGE");
 
   const auto load_error = [&](const std::string& name, const std::string& path) {
     return api_error([&] { registry.load(name, path); });
