@@ -416,8 +416,10 @@ TEST_CASE("a full queue is 429 with Retry-After; the slot frees when the request
   TestServer server;
   server.service.max_queue = 2;
   server.service.step = std::chrono::milliseconds(20);
+  // 50 tokens at 20 ms: the queue stays full for about 1 s, time enough for the next
+  // request to arrive even on a loaded machine (15 tokens, 300 ms, flaked once).
   std::thread busy([&] {
-    server.complete({{"model", "demo"}, {"prompt", "Hi"}, {"max_tokens", 15}, {"n", 2}});
+    server.complete({{"model", "demo"}, {"prompt", "Hi"}, {"max_tokens", 50}, {"n", 2}});
   });
   REQUIRE(eventually([&] { return server.service.stats().active == 2; }));
   HttpReply r = server.complete({{"model", "demo"}, {"prompt", "Hi"}, {"max_tokens", 1}});
