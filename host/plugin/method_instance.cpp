@@ -202,7 +202,7 @@ void MethodInstance::read_adapter_spec(const ph_injection_spec& spec, const std:
                 " and adapter_layers " + std::to_string(spec.adapter_layers) + " must be in [1, " +
                 std::to_string(c.max_positions) + "] and [1, " + std::to_string(c.n_layers) +
                 "] (the model's context and layers), or both 0");
-  if (c.stacks != Stacks::kDecoder || (c.arch != Arch::kLlama && c.arch != Arch::kGpt2))
+  if (c.stacks != Stacks::kDecoder || c.adapter_join == AdapterJoin::kNone)
     throw Error(where + ": adapter prompts (LLaMA-Adapter) work on llama and gpt2 decoders, not "
                 "on the " + std::string(arch_name(c.arch)) + " family");
   if (model_host_.task() != TaskType::kCausalLm)

@@ -62,6 +62,15 @@ void encode_data(Data& d, const std::string& path, const Tokenizer* tok,
   }
 }
 
+// Scales every part of the injection's gradient the method receives (not the head's,
+// which the trainer holds itself).
+void scale_method_gradient(InjectionGrad& grad, float factor) {
+  grad.virtual_tokens *= factor;
+  grad.prefix *= factor;
+  grad.adapter_prompts *= factor;
+  grad.adapter_gates *= factor;
+}
+
 std::string eval_line(const EvalResult& r) {
   char buf[200];
   if (r.classification) {
@@ -404,18 +413,12 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
       loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
       if (share.empty()) return loss;
       const float weight = sums[1] > 0 ? (float)(scored / sums[1]) : 0.0f;
-      grad.virtual_tokens *= weight;
-      grad.prefix *= weight;
-      grad.adapter_prompts *= weight;
-      grad.adapter_gates *= weight;
+      scale_method_gradient(grad, weight);
       for (auto& named : grad.head) named.second *= weight;
     }
     if (!head.empty()) head.accumulate(grad.head, 1.0f / (float)micro);
     if (micro > 1) {  // the step's gradient is the mean over its micro-batches
-      grad.virtual_tokens /= (float)micro;
-      grad.prefix /= (float)micro;
-      grad.adapter_prompts /= (float)micro;
-      grad.adapter_gates /= (float)micro;
+      scale_method_gradient(grad, 1.0f / (float)micro);
     }
     method.backward((int64_t)share.size(), task_ids, grad, loop.step);
     return loss;

@@ -38,6 +38,9 @@ const char* arch_name(Arch arch) {
 
 void set_family(ModelConfig& c, Arch arch) {
   c.arch = arch;
+  c.adapter_join = arch == Arch::kLlama  ? AdapterJoin::kThroughOutput
+                   : arch == Arch::kGpt2 ? AdapterJoin::kAfterOutput
+                                         : AdapterJoin::kNone;
   if (arch == Arch::kGpt2) {
     c.norm = NormKind::kLayer;
     c.activation = Activation::kGeluTanh;

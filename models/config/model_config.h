@@ -36,6 +36,11 @@ enum class ClassifierHead {
   kDenseTanh,    // roberta: classifier.dense -> tanh -> classifier.out_proj on h[0]
 };
 
+// Where LLaMA-Adapter's gated branch (PEFT's ADAPTION_PROMPT) joins an attention, as PEFT
+// wraps each family: through the attention's output projection (llama), after it (gpt2),
+// or not at all (PEFT supports no other family).
+enum class AdapterJoin { kNone, kThroughOutput, kAfterOutput };
+
 struct ModelConfig {
   Arch arch = Arch::kLlama;
   std::string model_type;  // config.json's model_type ("" for llama2.c files)
@@ -66,6 +71,7 @@ struct ModelConfig {
   bool post_norm = false;     // bert: norm after each residual add instead of before
   float attn_scale = 0.0f;    // 0: 1/sqrt(head_dim); t5: 1 (no scale)
   float embed_scale = 1.0f;   // gemma: sqrt(dim), applied to virtual tokens too
+  AdapterJoin adapter_join = AdapterJoin::kThroughOutput;  // llama's; set_family says others'
   Stacks stacks = Stacks::kDecoder;
   TaskType task = TaskType::kCausalLm;  // from config.json's `architectures`
   ClassifierHead classifier = ClassifierHead::kNone;

@@ -33,7 +33,7 @@ float adapter_scale(const ModelConfig& c) {
 }  // namespace
 
 bool adapter_through_output(const ModelConfig& config) {
-  return config.arch != Arch::kGpt2;
+  return config.adapter_join == AdapterJoin::kThroughOutput;
 }
 
 void adapter_project(const ModelConfig& c, const LayerWeights& w, const AdapterBranch& branch,

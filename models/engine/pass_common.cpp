@@ -11,7 +11,7 @@ namespace {
 void check_adapter_shapes(const ModelConfig& c, const Injection& inj) {
   const auto& p = inj.adapter_prompts;
   if (p.size() == 0 && inj.adapter_gates.size() == 0) return;
-  if (c.stacks != Stacks::kDecoder || (c.arch != Arch::kLlama && c.arch != Arch::kGpt2))
+  if (c.stacks != Stacks::kDecoder || c.adapter_join == AdapterJoin::kNone)
     throw Error(std::string("injection: adapter prompts (LLaMA-Adapter) need a llama or gpt2 "
                             "causal decoder, not a ") +
                 arch_name(c.arch) + " model");
