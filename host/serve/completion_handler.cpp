@@ -267,8 +267,7 @@ void answer_stream(HttpExchange& exchange, const CompletionContext& c, const Com
     data["usage"] = usage(tally);
     exchange.send_chunk(event(data));
   }
-  exchange.send_chunk("data: [DONE]\n\n");
-  exchange.end_stream();
+  exchange.end_stream("data: [DONE]\n\n");
 }
 
 }  // namespace
@@ -287,7 +286,6 @@ void serve_completion(HttpExchange& exchange, const CompletionContext& c,
   } else {
     answer_whole(exchange, c, r, id, *state, tally, prompts);
   }
-  c.metrics.count_tokens(tally.prompt_tokens, tally.completion_tokens);
 }
 
 }  // namespace ph::serve

@@ -147,7 +147,8 @@ class Exchange : public HttpExchange {
         [&](error_code& ec) { net::write(stream_, http::make_chunk(net::buffer(data)), ec); });
   }
 
-  bool end_stream() override {
+  bool end_stream(const std::string& last_data) override {
+    if (!send_chunk(last_data)) return false;
     return write([&](error_code& ec) { net::write(stream_, http::make_chunk_last(), ec); });
   }
 

@@ -43,10 +43,11 @@ class HttpExchange {
   // The whole answer. Returns false if the client could not be written to.
   virtual bool respond(int status, const std::string& content_type, const std::string& body,
                        const HttpHeaders& headers = {}) = 0;
-  // A chunked answer: the headers now, the body in send_chunk()s, end_stream() last.
+  // A chunked answer: the headers now, the body in send_chunk()s, end_stream() last
+  // with the body's last bytes (may be empty) and the end of the chunks.
   virtual bool start_stream(int status, const std::string& content_type) = 0;
   virtual bool send_chunk(const std::string& data) = 0;
-  virtual bool end_stream() = 0;
+  virtual bool end_stream(const std::string& last_data) = 0;
   // True when the client has closed its side (or the connection broke): nobody reads
   // the answer any more. Does not block.
   virtual bool client_gone() = 0;

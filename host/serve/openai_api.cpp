@@ -105,6 +105,55 @@ struct OpenAiApi::Outcome {
   CompletionTally tally;
 };
 
+namespace {
+
+// A completion's exchange that counts the request in the metrics just before the
+// answer's last bytes go out: a client that reads /metrics once it has its answer
+// always finds that answer counted (counting after the write raced with it).
+class MeteredExchange final : public HttpExchange {
+ public:
+  MeteredExchange(HttpExchange& inner, Metrics& metrics, const CompletionTally& tally)
+      : inner_(inner), metrics_(metrics), tally_(tally) {}
+
+  const HttpRequest& request() const override { return inner_.request(); }
+  const std::string& remote() const override { return inner_.remote(); }
+  bool respond(int status, const std::string& content_type, const std::string& body,
+               const HttpHeaders& headers) override {
+    count(status);
+    return inner_.respond(status, content_type, body, headers);
+  }
+  bool start_stream(int status, const std::string& content_type) override {
+    return inner_.start_stream(status, content_type);
+  }
+  bool send_chunk(const std::string& data) override { return inner_.send_chunk(data); }
+  bool end_stream(const std::string& last_data) override {
+    count(inner_.status());
+    return inner_.end_stream(last_data);
+  }
+  bool client_gone() override { return inner_.client_gone(); }
+  int status() const override { return inner_.status(); }
+  size_t bytes_sent() const override { return inner_.bytes_sent(); }
+
+  // For a request that ended without a last write (its client went away: 499).
+  void count_if_unanswered() { count(inner_.status()); }
+
+ private:
+  void count(int status) {
+    if (counted_) return;
+    counted_ = true;
+    metrics_.count_request(tally_.model.empty() ? "(unknown)" : tally_.model,
+                           tally_.client_gone ? 499 : status);
+    metrics_.count_tokens(tally_.prompt_tokens, tally_.completion_tokens);
+  }
+
+  HttpExchange& inner_;
+  Metrics& metrics_;
+  const CompletionTally& tally_;
+  bool counted_ = false;
+};
+
+}  // namespace
+
 OpenAiApi::OpenAiApi(CompletionService& service, Metrics& metrics, ApiOptions options,
                      std::function<void(const std::string&)> log)
     : service_(service), metrics_(metrics), options_(std::move(options)), log_(std::move(log)) {}
@@ -112,23 +161,22 @@ OpenAiApi::OpenAiApi(CompletionService& service, Metrics& metrics, ApiOptions op
 void OpenAiApi::handle(HttpExchange& exchange) {
   const auto start = std::chrono::steady_clock::now();
   Outcome outcome;
+  const bool completion = path_of(exchange.request()) == "/v1/completions";
+  MeteredExchange metered(exchange, metrics_, outcome.tally);
+  HttpExchange& answer = completion ? static_cast<HttpExchange&>(metered) : exchange;
   try {
-    route(exchange, outcome);
+    route(answer, outcome);
   } catch (const ApiError& e) {
     HttpHeaders headers;
     if (e.status == 429)
       headers.emplace_back("Retry-After", std::to_string(options_.retry_after_seconds));
-    exchange.respond(e.status, kJson, error_body(e), headers);
+    answer.respond(e.status, kJson, error_body(e), headers);
   } catch (const std::exception& e) {  // a bug or bad_alloc: the request fails, not the server
-    exchange.respond(500, kJson, error_body(ApiError(500, e.what(), "server_error")));
+    answer.respond(500, kJson, error_body(ApiError(500, e.what(), "server_error")));
   } catch (...) {
-    exchange.respond(500, kJson, error_body(ApiError(500, "unknown exception", "server_error")));
+    answer.respond(500, kJson, error_body(ApiError(500, "unknown exception", "server_error")));
   }
-  if (path_of(exchange.request()) == "/v1/completions") {
-    const std::string& model = outcome.tally.model;
-    metrics_.count_request(model.empty() ? "(unknown)" : model,
-                           outcome.tally.client_gone ? 499 : exchange.status());
-  }
+  if (completion) metered.count_if_unanswered();
   log_line(exchange, outcome,
            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 }
