@@ -24,13 +24,16 @@ const ph::cli::Command kCommands[] = {
      ph::cli::tokenize_command},
     {"serve", "serve a model and its adapters over HTTP (OpenAI-compatible API)",
      ph::cli::serve_command},
+    {"compose", "concatenate cartridge adapters into one (PEFT's compose_cartridge_adapters)",
+     ph::cli::compose_command},
 };
 
 void print_usage(FILE* out) {
-  std::fprintf(out,
-               "prompthost: soft-prompt tuning on frozen language models\n\n"
-               "Usage: prompthost COMMAND [OPTIONS]   (prompthost COMMAND --help for its options)\n\n"
-               "Commands:\n");
+  std::fprintf(
+      out,
+      "prompthost: soft-prompt tuning on frozen language models\n\n"
+      "Usage: prompthost COMMAND [OPTIONS]   (prompthost COMMAND --help for its options)\n\n"
+      "Commands:\n");
   for (const auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   std::fprintf(out,
                "\nExamples:\n"

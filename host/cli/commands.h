@@ -23,5 +23,6 @@ int plugins_command(int argc, char** argv);
 int bench_command(int argc, char** argv);
 int tokenize_command(int argc, char** argv);
 int serve_command(int argc, char** argv);
+int compose_command(int argc, char** argv);
 
 }  // namespace ph::cli

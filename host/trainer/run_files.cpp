@@ -1,73 +1,30 @@
 #include "host/trainer/run_files.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "models/common/atomic_file.h"
 #include "models/common/error.h"
 #include "models/common/json_file.h"
 
 namespace ph::trainer {
 
-namespace {
-
-// The temporary file of an atomic write: removed unless it was renamed into place, so
-// an error leaves nothing behind (a crash may: recover_run_folder removes those).
-struct TempFile {
-  std::string path;
-  int fd = -1;
-  bool renamed = false;
-  ~TempFile() {
-    if (fd >= 0) ::close(fd);
-    if (!renamed) ::unlink(path.c_str());
-  }
-};
-
-}  // namespace
-
 void write_file_atomic(const std::string& path, const std::string& content) {
-  TempFile tmp{path + ".tmp-XXXXXX"};
-  tmp.fd = ::mkstemp(tmp.path.data());
-  if (tmp.fd < 0) {
-    tmp.renamed = true;  // nothing was created
-    throw Error(path + ": cannot create a temporary file beside it (" + std::strerror(errno) + ")");
-  }
-  ::fchmod(tmp.fd, 0644);  // mkstemp makes it private; run files are not secret
-  size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t n = ::write(tmp.fd, content.data() + done, content.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error(tmp.path + ": write failed (" + std::strerror(errno) + ")");
-    }
-    done += (size_t)n;
-  }
-  const int fd = tmp.fd;
-  tmp.fd = -1;
-  if (::fsync(fd) != 0) {
-    const std::string why = std::strerror(errno);
-    ::close(fd);
-    throw Error(tmp.path + ": cannot flush (" + why + ")");
-  }
-  if (::close(fd) != 0) throw Error(tmp.path + ": cannot flush (" + std::strerror(errno) + ")");
-  if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
-    throw Error(path + ": cannot rename from " + tmp.path + " (" + std::strerror(errno) + ")");
-  tmp.renamed = true;
+  AtomicFile file(path);
+  file.write(content);
+  file.commit();
 }
 
 void write_json_atomic(const std::string& path, const nlohmann::json& value) {
   write_file_atomic(path, value.dump(2) + "\n");
 }
 
-nlohmann::json read_json(const std::string& path) { return read_json_file(path); }
+nlohmann::json read_json(const std::string& path) {
+  return read_json_file(path);
+}
 
 std::string loss_curve_svg(const std::vector<CurvePoint>& train,
                            const std::vector<CurvePoint>& eval) {

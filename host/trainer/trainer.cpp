@@ -206,9 +206,8 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   }
   set_num_threads(cfg.threads);
 
-  auto library = start.state_file.empty()
-                     ? host::find_plugin(cfg.plugin, cfg.plugin_paths)
-                     : resumed_plugin(cfg.plugin, given, start.state_file);
+  auto library = start.state_file.empty() ? host::find_plugin(cfg.plugin, cfg.plugin_paths)
+                                          : resumed_plugin(cfg.plugin, given, start.state_file);
   cfg.plugin = library->name();  // what the run's file records: the method, never a path
   cfg.plugin_paths = given.plugin_paths;
   const nlohmann::json options = method_options(*library, start);
@@ -308,9 +307,6 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
       throw Error(std::string("plugin ") + library->name() +
                   ": distillation needs a CAUSAL_LM model, not " +
                   task_type_name(model.config.task));
-    if (ranks.distributed())
-      throw Error(std::string("plugin ") + library->name() +
-                  ": distillation does not run distributed yet");
     distiller.emplace(model, tokenizer.get(), *teacher);
   }
   if (train_data.truncated_examples)
@@ -381,9 +377,10 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
   pass_options.recompute = cfg.recompute;
   TrainingPass pass(model, pass_options);
   // Forward and backward of this rank's share of a micro-batch (all of it alone); returns
-  // the micro-batch's mean loss over every rank's scored tokens. The gradient a rank
-  // passes back is its share's, weighted by its part of the scored tokens: summed over
-  // the ranks, it is the gradient of the whole micro-batch's mean.
+  // the micro-batch's mean loss over every rank's scored tokens (distillation: over the
+  // sequences, loss_count()). The gradient a rank passes back is its share's, weighted by
+  // its part of that count: summed over the ranks, it is the gradient of the whole
+  // micro-batch's mean.
   auto micro_step = [&](const std::vector<int>& share, int micro) {
     std::vector<Sequence> seqs;
     std::vector<int64_t> task_ids;
@@ -404,7 +401,7 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
         method.score_labels(seqs, batch_token_kinds(seqs, encoding.encode.bos_id), task_ids,
                             loop.step);
       loss = pass.forward(seqs, inj);
-      scored = pass.scored_count();
+      scored = pass.loss_count();
       pass.backward(grad);
     }
     if (ranks.distributed()) {

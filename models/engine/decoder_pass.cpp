@@ -29,8 +29,8 @@
 #include "models/engine/last_token_head.h"
 #include "models/engine/linear.h"
 #include "models/engine/parallel.h"
-#include "models/engine/pass_impl.h"
 #include "models/engine/pass_common.h"
+#include "models/engine/pass_impl.h"
 #include "models/engine/transformer_layer.h"
 
 namespace ph {
@@ -144,6 +144,7 @@ class DecoderPass final : public PassImpl {
   double forward(const std::vector<Sequence>& batch, const Injection& injection) override;
   void backward(InjectionGrad& grad) override;
   int scored_count() const override;
+  int loss_count() const override;
   double step_flops() const override;
   const std::vector<double>& sequence_nll() const override;
   const std::vector<int>& sequence_scored() const override;
@@ -175,6 +176,7 @@ struct DecoderPass::State {
   LayerScratch scratch;
   xt::xtensor<float, 2> dy, dx;  // backward's running gradient
   std::vector<Score> scores;
+  int distilled_sequences = 0;  // distillation: the sequences with soft targets, else 0
   xt::xtensor<float, 1> final_mean, final_rstd;  // final norm stats of scored rows
   xt::xtensor<float, 2> d_final;  // d loss / d final-normed scored rows [scored, dim]
   std::vector<double> row_nll;    // per scored row, in the order of `scores`
@@ -327,6 +329,7 @@ struct DecoderPass::State {
         }
       with_targets += scored_in[b] > 0;
     }
+    distilled_sequences = with_targets;
     for (const Score& s : scores) rows.push_back(s.row);
     const size_t N = scores.size();
     std::vector<float> weight(N);
@@ -419,6 +422,10 @@ int DecoderPass::scored_count() const {
   return state_->classify ? state_->cls_head.scored() : (int)state_->scores.size();
 }
 
+int DecoderPass::loss_count() const {
+  return state_->distilled_sequences > 0 ? state_->distilled_sequences : scored_count();
+}
+
 double DecoderPass::step_flops() const {
   const State& st = *state_;
   const ModelConfig& c = st.model.config;
@@ -497,6 +504,7 @@ double DecoderPass::forward(const std::vector<Sequence>& batch, const Injection&
                          st.acts[st.options.recompute ? 0 : l], st.inputs[l + 1], st.scratch,
                          st.adapter(branches, l));
 
+  st.distilled_sequences = 0;
   const double loss = st.classify               ? st.classify_batch(batch)
                       : has_soft_targets(batch) ? st.score_soft_targets(batch)
                                                 : st.score_tokens(batch);

@@ -135,6 +135,11 @@ class TrainingPass {
   // injection, lengths within the context; throws ph::Error otherwise.
   double forward(const std::vector<Sequence>& batch, const Injection& injection);
   int scored_count() const;
+  // What the last forward's loss is a mean over, to combine the losses (and gradients) of
+  // several batches into their union's, e.g. across ranks: the scored labels, or, for
+  // distillation (the mean over sequences of each one's mean), the sequences with soft
+  // targets.
+  int loss_count() const;
   // Floating-point operations (2 per multiply-add) of the GEMMs one forward and one
   // backward of the last batch execute (projections, attention, output head), for
   // reporting achieved GFLOP/s. Element-wise work is not counted.

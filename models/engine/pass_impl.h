@@ -16,6 +16,7 @@ class PassImpl {
   virtual double forward(const std::vector<Sequence>& batch, const Injection& injection) = 0;
   virtual void backward(InjectionGrad& grad) = 0;
   virtual int scored_count() const = 0;
+  virtual int loss_count() const { return scored_count(); }
   virtual double step_flops() const = 0;
   virtual const std::vector<double>& sequence_nll() const = 0;
   virtual const std::vector<int>& sequence_scored() const = 0;

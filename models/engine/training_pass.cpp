@@ -35,6 +35,9 @@ void TrainingPass::backward(InjectionGrad& grad) {
 int TrainingPass::scored_count() const {
   return impl_->scored_count();
 }
+int TrainingPass::loss_count() const {
+  return impl_->loss_count();
+}
 double TrainingPass::step_flops() const {
   return impl_->step_flops();
 }

@@ -1,11 +1,6 @@
 #include "models/loader/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -14,9 +9,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/common/atomic_file.h"
 #include "models/common/error.h"
-#include "models/common/json_file.h"
 #include "models/common/float_buffer.h"
+#include "models/common/json_file.h"
 
 // The format is little-endian and tensors are read in place: a big-endian host would need
 // byte swapping everywhere.
@@ -370,33 +366,6 @@ TensorToWrite i64_tensor(const std::string& name, const std::vector<int64_t>& sh
   return TensorToWrite{name, shape, DType::kI64, data};
 }
 
-namespace {
-
-// Writes all of [data, data + size) or throws.
-void write_all(int fd, const void* data, size_t size, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error("cannot write " + path + ": " + std::strerror(errno));
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
-// Removes the temporary file unless the write completed and it was renamed.
-struct TempFile {
-  std::string path;
-  int fd = -1;
-  bool committed = false;
-  ~TempFile() {
-    if (fd >= 0) ::close(fd);
-    if (!committed) ::unlink(path.c_str());
-  }
-};
-
-}  // namespace
-
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   struct Planned {
@@ -449,26 +418,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   text.append((8 - text.size() % 8) % 8, ' ');  // so the data section starts 8-aligned
   const uint64_t header_bytes = text.size();
 
-  TempFile temp{path + ".tmp-XXXXXX"};
-  temp.fd = ::mkstemp(temp.path.data());
-  if (temp.fd < 0) {
-    temp.committed = true;  // nothing was created
-    throw Error("cannot create a temporary file next to " + path + ": " + std::strerror(errno));
-  }
-  ::fchmod(temp.fd, 0644);  // mkstemp makes it private; an adapter file is not secret
-  write_all(temp.fd, &header_bytes, sizeof header_bytes, temp.path);
-  write_all(temp.fd, text.data(), text.size(), temp.path);
-  for (const Planned& p : plan) write_all(temp.fd, p.tensor->data, p.bytes, temp.path);
-  if (::fsync(temp.fd) != 0) {
-    throw Error("cannot flush " + temp.path + ": " + std::strerror(errno));
-  }
-  const int fd = temp.fd;
-  temp.fd = -1;
-  if (::close(fd) != 0) throw Error("cannot close " + temp.path + ": " + std::strerror(errno));
-  if (std::rename(temp.path.c_str(), path.c_str()) != 0) {
-    throw Error("cannot rename " + temp.path + " to " + path + ": " + std::strerror(errno));
-  }
-  temp.committed = true;
+  AtomicFile file(path);
+  file.write(&header_bytes, sizeof header_bytes);
+  file.write(text);
+  for (const Planned& p : plan) file.write(p.tensor->data, p.bytes);
+  file.commit();
 }
 
 }  // namespace ph

@@ -101,7 +101,8 @@ class Cartridge : public ph::sdk::Method {
       throw ConfigError("num_frozen_tokens",
                         std::to_string(k_) + " exceeds num_virtual_tokens " + std::to_string(n_));
     kv_dim_ = kv_heads_ * head_dim_;
-    flat_dim_ = layers_ * 2 * kv_dim_;
+    layout_ = ph::sdk::FlatKvPrefix(layers_, kv_heads_, n_, head_dim_);
+    flat_dim_ = (int)layout_.flat_dim();
     frozen_.resize({(size_t)k_, (size_t)flat_dim_});
     trainable_ = &add_parameter("trainable_embedding", {(size_t)(n_ - k_), (size_t)flat_dim_});
     flat_.resize({(size_t)n_, (size_t)flat_dim_});
@@ -134,31 +135,13 @@ class Cartridge : public ph::sdk::Method {
 
   void forward(const ph::sdk::Batch&, bool, DLTensor*, DLTensor* prefix) override {
     if (!prefix) throw ph::sdk::Error(PH_ERR_INVALID_ARGUMENT, "forward: no prefix tensor");
-    check_prefix_shape(*prefix, "prefix");
-    const float* flat = compute_flat();
-    auto out = ph::sdk::view<float, 5>(*prefix);  // [L, 2, kv_heads, n, head_dim]
-    for (int l = 0; l < layers_; ++l)
-      for (int kv = 0; kv < 2; ++kv)
-        for (int g = 0; g < kv_heads_; ++g)
-          for (int j = 0; j < n_; ++j) {
-            const float* src = flat + (size_t)j * flat_dim_ + column(l, kv, g);
-            for (int i = 0; i < head_dim_; ++i) out(l, kv, g, j, i) = src[i];
-          }
+    layout_.unflatten(compute_flat(), *prefix);
   }
 
   // Only the trainable rows (j >= k) receive their part of d loss / d prefix.
   void backward(const ph::sdk::Batch&, const DLTensor*, const DLTensor* grad_prefix) override {
     if (!grad_prefix) throw ph::sdk::Error(PH_ERR_INVALID_ARGUMENT, "backward: no prefix gradient");
-    check_prefix_shape(*grad_prefix, "grad_prefix");
-    const auto g = ph::sdk::view<const float, 5>(*grad_prefix);
-    float* grad = trainable_->grad.data();
-    for (int l = 0; l < layers_; ++l)
-      for (int kv = 0; kv < 2; ++kv)
-        for (int h = 0; h < kv_heads_; ++h)
-          for (int j = k_; j < n_; ++j) {
-            float* dst = grad + (size_t)(j - k_) * flat_dim_ + column(l, kv, h);
-            for (int i = 0; i < head_dim_; ++i) dst[i] += g(l, kv, h, j, i);
-          }
+    layout_.add_flat_grad(*grad_prefix, trainable_->grad.data(), k_);
   }
 
   void export_adapter(const ph_tensor_sink& sink) const override {
@@ -181,22 +164,6 @@ class Cartridge : public ph::sdk::Method {
   }
 
  private:
-  // Column of layer l's keys (kv 0) or values (kv 1) of kv head g in a flat row.
-  size_t column(int l, int kv, int g) const {
-    return ((size_t)(2 * l + kv) * kv_heads_ + g) * head_dim_;
-  }
-
-  void check_prefix_shape(const DLTensor& t, const char* what) const {
-    const int64_t want[5] = {layers_, 2, kv_heads_, n_, head_dim_};
-    bool ok = t.ndim == 5;
-    for (int i = 0; ok && i < 5; ++i) ok = t.shape[i] == want[i];
-    if (!ok)
-      throw ph::sdk::Error(PH_ERR_INVALID_ARGUMENT,
-                           std::string(what) + " is " + ph::sdk::shape_string(t) + ", expected [" +
-                               std::to_string(layers_) + ", 2, " + std::to_string(kv_heads_) +
-                               ", " + std::to_string(n_) + ", " + std::to_string(head_dim_) + "]");
-  }
-
   // cat(frozen, trainable) into flat_ [n, flat_dim].
   const float* compute_flat() const {
     std::copy(frozen_.data(), frozen_.data() + frozen_.size(), flat_.data());
@@ -261,14 +228,8 @@ class Cartridge : public ph::sdk::Method {
     ph::sdk::BorrowedTensor<int64_t> ids(first.data(), {(int64_t)n_});
     ph::sdk::Tensor kv({(size_t)layers_, 2, (size_t)kv_heads_, (size_t)n_, (size_t)head_dim_});
     ph::sdk::check(service.prefix_from_ids(ctx.host, ids.dl(), kv.dl()));
-    const auto src = kv.values();
     ph::sdk::Tensor flat({(size_t)n_, (size_t)flat_dim_});
-    auto w = flat.values();
-    for (int l = 0; l < layers_; ++l)
-      for (int k = 0; k < 2; ++k)
-        for (int g = 0; g < kv_heads_; ++g)
-          for (int j = 0; j < n_; ++j)
-            for (int i = 0; i < head_dim_; ++i) w(j, column(l, k, g) + i) = src(l, k, g, j, i);
+    layout_.flatten(*kv.dl(), flat.data());
     split_rows(flat.values());
   }
 
@@ -288,6 +249,7 @@ class Cartridge : public ph::sdk::Method {
   ph_model_info model_;
   int layers_ = 0, kv_heads_ = 0, head_dim_ = 0;
   int n_ = 0, k_ = 0, kv_dim_ = 0, flat_dim_ = 0;
+  ph::sdk::FlatKvPrefix layout_;
   ph::sdk::Tensor frozen_;  // [k, flat_dim]: PEFT's frozen_embedding, not trained
   Parameter* trainable_ = nullptr;
   mutable ph::sdk::Tensor flat_;   // [n, flat_dim]: the last cat(frozen, trainable)

@@ -85,7 +85,8 @@ class PrefixTuning : public ph::sdk::Method {
         head_dim_(ctx.model.head_dim) {
     n_ = config_.at("num_virtual_tokens").get<int>();
     kv_dim_ = kv_heads_ * head_dim_;
-    flat_dim_ = layers_ * 2 * kv_dim_;
+    layout_ = ph::sdk::FlatKvPrefix(layers_, kv_heads_, n_, head_dim_);
+    flat_dim_ = (int)layout_.flat_dim();
     projection_ = config_.at("prefix_projection").get<bool>();
     const auto& hidden = config_.at("encoder_hidden_size");
     hidden_ = hidden.is_null() ? kv_dim_ : hidden.get<int>();
@@ -143,25 +144,13 @@ class PrefixTuning : public ph::sdk::Method {
 
   void forward(const ph::sdk::Batch&, bool, DLTensor*, DLTensor* prefix) override {
     if (!prefix) throw ph::sdk::Error(PH_ERR_INVALID_ARGUMENT, "forward: no prefix tensor");
-    const float* flat = compute_flat();
-    auto out = ph::sdk::view<float, 5>(*prefix);  // [L, 2, kv_heads, n, head_dim]
-    check_prefix_shape(*prefix, "prefix");
-    for (int l = 0; l < layers_; ++l)
-      for (int kv = 0; kv < 2; ++kv)
-        for (int g = 0; g < kv_heads_; ++g)
-          for (int j = 0; j < n_; ++j) {
-            const float* src =
-                flat + (size_t)j * flat_dim_ + ((size_t)(2 * l + kv) * kv_heads_ + g) * head_dim_;
-            for (int i = 0; i < head_dim_; ++i) out(l, kv, g, j, i) = src[i];
-          }
+    layout_.unflatten(compute_flat(), *prefix);
   }
 
   void backward(const ph::sdk::Batch&, const DLTensor*, const DLTensor* grad_prefix) override {
     if (!grad_prefix) throw ph::sdk::Error(PH_ERR_INVALID_ARGUMENT, "backward: no prefix gradient");
     if (imported_)  // inference mode: the imported prefix is not trained
       return;
-    check_prefix_shape(*grad_prefix, "grad_prefix");
-    const auto g = ph::sdk::view<const float, 5>(*grad_prefix);
     // d loss / d flat [n, flat_dim]
     std::vector<float> gflat_storage;
     float* gflat;
@@ -171,14 +160,7 @@ class PrefixTuning : public ph::sdk::Method {
       gflat_storage.assign((size_t)n_ * flat_dim_, 0.0f);
       gflat = gflat_storage.data();
     }
-    for (int l = 0; l < layers_; ++l)
-      for (int kv = 0; kv < 2; ++kv)
-        for (int h = 0; h < kv_heads_; ++h)
-          for (int j = 0; j < n_; ++j) {
-            float* dst =
-                gflat + (size_t)j * flat_dim_ + ((size_t)(2 * l + kv) * kv_heads_ + h) * head_dim_;
-            for (int i = 0; i < head_dim_; ++i) dst[i] += g(l, kv, h, j, i);
-          }
+    layout_.add_flat_grad(*grad_prefix, gflat);
     if (projection_) backward_mlp(gflat);
   }
 
@@ -223,17 +205,6 @@ class PrefixTuning : public ph::sdk::Method {
   }
 
  private:
-  void check_prefix_shape(const DLTensor& t, const char* what) const {
-    const int64_t want[5] = {layers_, 2, kv_heads_, n_, head_dim_};
-    bool ok = t.ndim == 5;
-    for (int i = 0; ok && i < 5; ++i) ok = t.shape[i] == want[i];
-    if (!ok)
-      throw ph::sdk::Error(PH_ERR_INVALID_ARGUMENT,
-                           std::string(what) + " is " + ph::sdk::shape_string(t) + ", expected [" +
-                               std::to_string(layers_) + ", 2, " + std::to_string(kv_heads_) +
-                               ", " + std::to_string(n_) + ", " + std::to_string(head_dim_) + "]");
-  }
-
   // The flat prefix [n, flat_dim]: the imported one, the embedding, or the MLP's output
   // (kept in flat_, with the hidden activations for backward).
   const float* compute_flat() const {
@@ -303,14 +274,7 @@ class PrefixTuning : public ph::sdk::Method {
   void init_from_text(const ph::sdk::MethodContext& ctx, const std::string& text) {
     ph::sdk::Tensor kv({(size_t)layers_, 2, (size_t)kv_heads_, (size_t)n_, (size_t)head_dim_});
     ph::sdk::check(ctx.model_service().prefix_from_text(ctx.host, text.c_str(), kv.dl()));
-    const auto src = kv.values();
-    auto w = embedding_->value.values();
-    for (int l = 0; l < layers_; ++l)
-      for (int k = 0; k < 2; ++k)
-        for (int g = 0; g < kv_heads_; ++g)
-          for (int j = 0; j < n_; ++j)
-            for (int i = 0; i < head_dim_; ++i)
-              w(j, ((2 * l + k) * kv_heads_ + g) * head_dim_ + i) = src(l, k, g, j, i);
+    layout_.flatten(*kv.dl(), embedding_->value.data());
   }
 
   nlohmann::json config_;
@@ -319,6 +283,7 @@ class PrefixTuning : public ph::sdk::Method {
   int n_ = 0, kv_dim_ = 0, flat_dim_ = 0, hidden_ = 0;
   bool projection_ = false;
   bool imported_ = false;  // with projection: forward uses imported_flat_
+  ph::sdk::FlatKvPrefix layout_;
   Parameter* embedding_ = nullptr;
   Parameter *w0_ = nullptr, *b0_ = nullptr, *w2_ = nullptr, *b2_ = nullptr;
   mutable ph::sdk::Tensor flat_;           // [n, flat_dim]: the last computed flat prefix

@@ -88,7 +88,7 @@ function(check_command label help_command heading)
 endfunction()
 
 check_command("prompthost" "${PROMPTHOST}|--help" "")
-foreach(command train eval generate inspect plugins bench tokenize serve)
+foreach(command train eval generate inspect compose plugins bench tokenize serve)
   check_command("prompthost ${command}" "${PROMPTHOST}|${command}|--help"
                 "## `prompthost ${command}`")
 endforeach()

@@ -113,6 +113,20 @@ TEST_CASE("distillation loss: PEFT's per-row mean, then the mean over rows", "[d
   want /= 2;  // the row with no target does not count
   CHECK(std::abs(loss - want) <= 1e-5 * want);
   CHECK(pass.scored_count() == (int)(batch[0].tokens.size() + batch[1].tokens.size() - 2));
+
+  // The loss is a mean over the sequences with targets: halves weighted by loss_count()
+  // (as the ranks of a distributed run are) give the whole batch's loss, where weights by
+  // scored tokens would not (the two sequences differ in length).
+  REQUIRE(pass.loss_count() == 2);
+  REQUIRE(batch[0].tokens.size() != batch[1].tokens.size());
+  double combined = 0.0;
+  for (size_t b = 0; b < 2; ++b) {
+    TrainingPass half(model, PassOptions{false, true});
+    const double l = half.forward({batch[b], batch[2]}, inj);
+    CHECK(half.loss_count() == 1);
+    combined += l * half.loss_count() / pass.loss_count();
+  }
+  CHECK(std::abs(combined - loss) <= 1e-6 * loss);
 }
 
 TEST_CASE("distillation: the teacher's top-k, the cache and the refusals", "[distillation]") {

@@ -55,10 +55,22 @@ std::string small_data(const std::string& work) {
   return path;
 }
 
-std::vector<std::string> train_args(const std::string& data, const std::string& output,
-                                    int steps, const std::string& plugin = "prompt_tuning") {
-  return {"train",  "--plugin",    plugin, "--data",    data, "--output", output,
-          "--max-steps", std::to_string(steps), "--threads", "1", "--quiet",  "--seed", "7"};
+std::vector<std::string> train_args(const std::string& data, const std::string& output, int steps,
+                                    const std::string& plugin = "prompt_tuning") {
+  return {"train",
+          "--plugin",
+          plugin,
+          "--data",
+          data,
+          "--output",
+          output,
+          "--max-steps",
+          std::to_string(steps),
+          "--threads",
+          "1",
+          "--quiet",
+          "--seed",
+          "7"};
 }
 
 // mpirun's options for a test machine: as root in a container, two ranks on few cores.
@@ -152,18 +164,37 @@ TEST_CASE("two ranks train as one process does, and repeat themselves bit for bi
   const std::string work = ph::test::temp_dir("distributed_same");
   const std::string data = small_data(work);
   // prefix tuning (the demo's method) for 20 steps, prompt tuning for 5, LLaMA-Adapter
-  // (adapter prompts and gates, weighted by each rank's share like the rest) for 5
-  for (const auto& [plugin, steps] : {std::pair<std::string, int>{"prefix_tuning", 20},
-                                      std::pair<std::string, int>{"prompt_tuning", 5},
-                                      std::pair<std::string, int>{"adaption_prompt", 5}}) {
+  // (adapter prompts and gates, weighted by each rank's share like the rest) for 5, and a
+  // cartridge distilled from the model reading a text (its loss a mean over sequences, so
+  // each rank's share is weighted by its sequences) for 5
+  struct Case {
+    std::string plugin;
+    int steps;
+    std::vector<std::string> sets;
+  };
+  const Case cases[] = {
+      {"prefix_tuning", 20, {}},
+      {"prompt_tuning", 5, {}},
+      {"adaption_prompt", 5, {}},
+      {"cartridge",
+       5,
+       {"num_virtual_tokens=8", "objective=distillation", "top_k=8",
+        "init_text=Quotes about computers, love, work, animals and the law, as the fortune "
+        "program shows them, one after the other."}}};
+  for (const Case& c : cases) {
+    const std::string& plugin = c.plugin;
+    const int steps = c.steps;
     const std::string one = work + "/one-" + plugin, two = work + "/two-" + plugin;
-    REQUIRE(run(0, train_args(data, one, steps, plugin), one + ".err") == 0);
-    REQUIRE(run(2, train_args(data, two, steps, plugin), two + ".err") == 0);
+    std::vector<std::string> args1 = train_args(data, one, steps, plugin);
+    std::vector<std::string> args2 = train_args(data, two, steps, plugin);
+    for (const std::string& set : c.sets)
+      for (auto* args : {&args1, &args2}) args->insert(args->end(), {"--set", set});
+    REQUIRE(run(0, args1, one + ".err") == 0);
+    REQUIRE(run(2, args2, two + ".err") == 0);
     // The same global batches: float32 rounding apart (the ranks add their halves'
     // gradients instead of summing the whole batch at once).
     const double diff = relative_difference(two, one);
-    INFO(plugin << ", 2 ranks against 1 process after " << steps << " steps: relative L2 "
-                << diff);
+    INFO(plugin << ", 2 ranks against 1 process after " << steps << " steps: relative L2 " << diff);
     CHECK(diff <= 1e-6);
     CHECK(diff > 0.0);  // the ranks really did split the work
     // Rank 0 alone wrote the run: one metrics line per step.
