@@ -541,6 +541,12 @@ std::optional<MethodInstance::Teacher> MethodInstance::teacher() const {
                 " without context_ids");
   const int vocab = model_host_.info().vocab_size;
   Teacher t{spec->top_k, spec->temperature, {}};
+  if (spec->struct_size >= offsetof(ph_teacher_spec, labeled_only) + sizeof(int32_t)) {
+    if (spec->labeled_only != 0 && spec->labeled_only != 1)
+      throw Error(where + ": labeled_only " + std::to_string(spec->labeled_only) +
+                  " is neither 0 nor 1");
+    t.labeled_only = spec->labeled_only == 1;
+  }
   for (int64_t i = 0; i < spec->n_context_ids; ++i) {
     const int64_t id = spec->context_ids[i];
     if (id < 0 || id >= vocab)

@@ -128,6 +128,7 @@ class MethodInstance {
     int top_k = 1;
     float temperature = 1.0f;
     std::vector<int32_t> context_ids;
+    bool labeled_only = false;  // ph_teacher_spec.labeled_only
   };
   std::optional<Teacher> teacher() const;
 

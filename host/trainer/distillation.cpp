@@ -68,6 +68,7 @@ Distiller::Distiller(const Model& model, const Tokenizer* tokenizer,
     : model_(model),
       tokenizer_(tokenizer),
       context_(teacher.context_ids),
+      labeled_only_(teacher.labeled_only),
       caches_{TeacherCache(model, {teacher.top_k, teacher.temperature}),
               TeacherCache(model, {teacher.top_k, teacher.temperature})} {}
 
@@ -100,6 +101,9 @@ void Distiller::attach(int set, size_t index, const Example& example, const std:
   } catch (const Error& e) {
     throw Error(where + ": " + e.what());
   }
+  if (labeled_only_)
+    for (size_t t = 0; t < seq.soft_targets.size(); ++t)
+      if (t >= seq.labels.size() || seq.labels[t] == kIgnoreLabel) seq.soft_targets[t] = {};
   seq.labels.clear();
 }
 

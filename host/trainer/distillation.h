@@ -59,9 +59,10 @@ class Distiller {
  public:
   Distiller(const Model& model, const Tokenizer* tokenizer,
             const host::MethodInstance::Teacher& teacher);
-  // Sets seq.soft_targets (every position of the example is distilled). Throws ph::Error
-  // naming the example when it has no context (its own or the method's), or virtual
-  // tokens.
+  // Sets seq.soft_targets: for every position of the example, or, when the teacher is
+  // labeled_only, for the positions seq.labels scores (none if it has no labels). Throws
+  // ph::Error naming the example when it has no context (its own or the method's), or
+  // virtual tokens.
   void attach(int set, size_t index, const Example& example, const std::string& file,
               Sequence& seq);
 
@@ -71,6 +72,7 @@ class Distiller {
   const Model& model_;
   const Tokenizer* tokenizer_;
   std::vector<int32_t> context_;
+  bool labeled_only_;
   TeacherCache caches_[2];
 };
 

@@ -353,6 +353,9 @@ void check_teacher(const Context& ctx, Report& report) {
           "temperature " + sci(t->temperature) + " is not finite and >= 0");
   require(t->n_context_ids >= 0, "n_context_ids " + std::to_string(t->n_context_ids) + " < 0");
   require(t->n_context_ids == 0 || t->context_ids, "context_ids is NULL with n_context_ids > 0");
+  if (t->struct_size >= offsetof(ph_teacher_spec, labeled_only) + sizeof(int32_t))
+    require(t->labeled_only == 0 || t->labeled_only == 1,
+            "labeled_only is " + std::to_string(t->labeled_only) + ", not 0 or 1");
   const int vocab = f.model.config.vocab_size;
   for (int64_t i = 0; i < t->n_context_ids; ++i)
     require(t->context_ids[i] >= 0 && t->context_ids[i] < vocab,

@@ -56,6 +56,10 @@ const ph_option kOptions[] = {
                         "distillation: the teacher tokens per position that are matched"),
     ph::sdk::float_option("teacher_temperature", "1.0", 0.0, 1e6,
                           "distillation: the teacher's logits are divided by max(T, 1e-5)"),
+    ph::sdk::bool_option("distill_labels_only", "false",
+                         "distillation: match the teacher only where the data has labels (an "
+                         "input/output example's output, as the paper's self-study loss); "
+                         "false: every position (PEFT's example)"),
 };
 
 // PEFT's CartridgeConfig requires a causal LM.
@@ -243,6 +247,7 @@ class Cartridge : public ph::sdk::Method {
     teacher_.temperature = config_.at("teacher_temperature").get<float>();
     teacher_.context_ids = text_ids_.empty() ? nullptr : text_ids_.data();
     teacher_.n_context_ids = (int64_t)text_ids_.size();
+    teacher_.labeled_only = config_.at("distill_labels_only").get<bool>() ? 1 : 0;
   }
 
   nlohmann::json config_;

@@ -99,7 +99,7 @@ class GoodPrompt : public Method {
                                    prompts_->value.dl()));
     gates_ = &add_parameter("adaption_gate", {kAdapterLayers});
     for (int64_t i = 0; i < 4; ++i) context_ids_[i] = 3 + i;
-    teacher_ = ph_teacher_spec{sizeof(ph_teacher_spec), 4, 1.0f, context_ids_, 4};
+    teacher_ = ph_teacher_spec{sizeof(ph_teacher_spec), 4, 1.0f, context_ids_, 4, 0};
 #ifdef GOOD_PROMPT_BREAK_TEACHER
     teacher_.top_k = 0;
     context_ids_[1] = model_.vocab_size;

@@ -167,6 +167,35 @@ TEST_CASE("distillation: the teacher's top-k, the cache and the refusals", "[dis
         }).find("id 50 is outside the vocabulary of 50") != std::string::npos);
 }
 
+TEST_CASE("distill_labels_only: the teacher's targets only where the data labels", "[distillation]") {
+  const Model model = make_random_model(llama_gqa_config(), 1);
+  std::mt19937 rng(4);
+  host::MethodInstance::Teacher teacher;
+  teacher.top_k = 3;
+  teacher.context_ids = random_tokens(8, 50, rng);
+  Sequence seq;
+  seq.tokens = random_tokens(7, 50, rng);
+  seq.labels = seq.tokens;  // an input/output example: the first 4 tokens are the input
+  for (int t = 0; t < 4; ++t) seq.labels[t] = kIgnoreLabel;
+  trainer::Example example;
+  example.line = 1;
+  for (bool labeled_only : {false, true}) {
+    teacher.labeled_only = labeled_only;
+    trainer::Distiller distiller(model, nullptr, teacher);
+    Sequence s = seq;
+    distiller.attach(0, 0, example, "data.jsonl", s);
+    REQUIRE(s.soft_targets.size() == seq.tokens.size());
+    CHECK(s.labels.empty());  // the labels' loss is replaced
+    for (size_t t = 1; t < s.tokens.size(); ++t) {
+      INFO("labeled_only " << labeled_only << ", position " << t);
+      CHECK(s.soft_targets[t].ids.empty() == (labeled_only && t < 4));
+    }
+    TrainingPass pass(model);
+    pass.forward({s}, Injection{});
+    CHECK(pass.scored_count() == (labeled_only ? 3 : 6));
+  }
+}
+
 TEST_CASE("training a cartridge by distillation lowers its loss against the teacher",
           "[distillation]") {
   const std::string out = test::temp_dir("distill_run");

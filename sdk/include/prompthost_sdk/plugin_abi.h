@@ -348,6 +348,11 @@ typedef struct ph_teacher_spec {
    * distilled with that context instead. May be empty (n_context_ids 0) then. */
   const int64_t* context_ids;
   int64_t n_context_ids;
+  /* 1: distil only the positions the data labels (an example's output, as the Cartridges
+   * paper's self-study loss covers the answer); 0: every position of the example (PEFT's
+   * example train_distill.py). A host reads it only when struct_size covers it (0
+   * otherwise). */
+  int32_t labeled_only;
 } ph_teacher_spec;
 
 /* What forward/backward know of the batch. Since 1.0. */
@@ -525,6 +530,7 @@ PH_STATIC_ASSERT(offsetof(ph_injection_spec, adapter_layers) == 36, "ph_injectio
 PH_STATIC_ASSERT(offsetof(ph_injection_tensors, adapter_gates) == 32, "ph_injection_tensors 1.2");
 PH_STATIC_ASSERT(offsetof(ph_scored_sequence, weights) == 48, "ph_scored_sequence 1.2");
 PH_STATIC_ASSERT(offsetof(ph_teacher_spec, n_context_ids) == 24, "ph_teacher_spec 1.2");
+PH_STATIC_ASSERT(offsetof(ph_teacher_spec, labeled_only) == 32, "ph_teacher_spec 1.2");
 PH_STATIC_ASSERT(offsetof(ph_method, teacher) == 120, "ph_method 1.2 layout changed");
 #endif
 #endif
