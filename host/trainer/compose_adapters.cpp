@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/trainer/adapter_files.h"
+#include "host/trainer/json_fields.h"
 #include "host/trainer/run_files.h"
 #include "models/common/error.h"
 #include "models/loader/safetensors.h"
@@ -23,10 +24,6 @@ const char* const kMustAgree[] = {"task_type", "token_dim", "num_layers", "num_a
 
 std::string config_path(const std::string& dir) {
   return (fs::path(dir) / kAdapterConfigFile).string();
-}
-
-nlohmann::json field_or_null(const nlohmann::json& object, const char* key) {
-  return object.contains(key) ? object[key] : nlohmann::json();
 }
 
 struct Rows {
@@ -46,8 +43,8 @@ Rows read_prompt_embeddings(const std::string& dir) {
 
 void check_same_model(const AdapterInfo& first, const AdapterInfo& other) {
   if (!first.info.is_object() || !other.info.is_object()) return;  // a PEFT-made one says not
-  const nlohmann::json a = field_or_null(first.info, "model"),
-                       b = field_or_null(other.info, "model");
+  const nlohmann::json a = first.info.value("model", nlohmann::json()),
+                       b = other.info.value("model", nlohmann::json());
   if (!a.is_null() && !b.is_null() && a != b)
     throw Error((fs::path(other.dir) / kAdapterInfoFile).string() + ": field \"model\" is " +
                 b.dump() + ", but " + first.dir + " was made for " + a.dump() +
@@ -84,10 +81,11 @@ ComposeResult compose_cartridges(const std::vector<std::string>& inputs, const s
   const nlohmann::json& base = infos.front().peft_config;
   for (size_t i = 1; i < infos.size(); ++i) {
     for (const char* key : kMustAgree) {
-      const nlohmann::json mine = field_or_null(infos[i].peft_config, key);
-      if (mine != field_or_null(base, key))
+      const nlohmann::json mine = infos[i].peft_config.value(key, nlohmann::json());
+      if (mine != base.value(key, nlohmann::json()))
         throw Error(config_path(inputs[i]) + ": field \"" + key + "\" is " + mine.dump() +
-                    ", but " + config_path(inputs[0]) + " has " + field_or_null(base, key).dump());
+                    ", but " + config_path(inputs[0]) + " has " +
+                    base.value(key, nlohmann::json()).dump());
     }
     check_same_model(infos.front(), infos[i]);
   }
@@ -105,7 +103,13 @@ ComposeResult compose_cartridges(const std::vector<std::string>& inputs, const s
 
   ComposeResult result;
   result.num_virtual_tokens = (int)all.n;
-  result.num_frozen_tokens = base.value("num_frozen_tokens", 1);
+  // PEFT's default (1) when absent; a field of a stranger's file, so checked.
+  const JsonPlace place{config_path(inputs[0]), ""};
+  result.num_frozen_tokens = json_field_or<int>(base, "num_frozen_tokens", 1, place);
+  if (result.num_frozen_tokens < 0 || result.num_frozen_tokens > result.num_virtual_tokens)
+    (place / "num_frozen_tokens")
+        .fail("must be in [0, " + std::to_string(result.num_virtual_tokens) + "], got " +
+              std::to_string(result.num_frozen_tokens));
   nlohmann::json config = base;
   config["num_virtual_tokens"] = result.num_virtual_tokens;
   config["num_frozen_tokens"] = result.num_frozen_tokens;

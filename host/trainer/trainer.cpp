@@ -392,7 +392,7 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
     }
     if (task_ids.size() != share.size()) task_ids.clear();
     double loss = 0.0;
-    int scored = 0;
+    int counted = 0;  // what the loss is a mean over (loss_count)
     InjectionGrad grad;
     if (!share.empty()) {
       Injection inj = method.forward((int64_t)share.size(), task_ids, true, loop.step);
@@ -401,15 +401,15 @@ TrainSummary train(const TrainConfig& given, const std::string& resume_dir) {
         method.score_labels(seqs, batch_token_kinds(seqs, encoding.encode.bos_id), task_ids,
                             loop.step);
       loss = pass.forward(seqs, inj);
-      scored = pass.loss_count();
+      counted = pass.loss_count();
       pass.backward(grad);
     }
     if (ranks.distributed()) {
-      double sums[2] = {loss * scored, (double)scored};
+      double sums[2] = {loss * counted, (double)counted};
       ranks.sum(sums, 2);
       loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
       if (share.empty()) return loss;
-      const float weight = sums[1] > 0 ? (float)(scored / sums[1]) : 0.0f;
+      const float weight = sums[1] > 0 ? (float)(counted / sums[1]) : 0.0f;
       scale_method_gradient(grad, weight);
       for (auto& named : grad.head) named.second *= weight;
     }

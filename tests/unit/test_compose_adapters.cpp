@@ -88,6 +88,19 @@ TEST_CASE("compose refuses what PEFT refuses, naming the file and field", "[comp
           "gpt2-tiny__cartridge/adapter_config.json: field \"token_dim\"");
   refuses({cart, cart}, cart, "is also an input");
 
+  // A stranger's config field of the wrong type is an error naming its file and field.
+  const std::string odd = dir + "/odd";
+  fs::create_directories(odd);
+  fs::copy_file(cart + "/adapter_model.safetensors", odd + "/adapter_model.safetensors");
+  nlohmann::json config = trainer::read_json(cart + "/adapter_config.json");
+  config["num_frozen_tokens"] = "one";
+  trainer::write_json_atomic(odd + "/adapter_config.json", config);
+  refuses({odd, cart}, dir + "/odd-out", "odd/adapter_config.json");
+  refuses({odd, cart}, dir + "/odd-out", "num_frozen_tokens");
+  config["num_frozen_tokens"] = 99;  // more than the 10 rows composed
+  trainer::write_json_atomic(odd + "/adapter_config.json", config);
+  refuses({odd, cart}, dir + "/odd-out", "\"num_frozen_tokens\" must be in [0, 10], got 99");
+
   // An adapter already in --output stays unless --overwrite.
   trainer::compose_cartridges({cart, cart}, dir + "/kept", false);
   refuses({cart, cart, cart}, dir + "/kept", "--overwrite");
